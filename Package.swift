@@ -1,0 +1,112 @@
+// swift-tools-version: 6.0
+// Herald: live updates over Server-Sent Events, behind nginx. See README.md and ../shared/DESIGN.md.
+import PackageDescription
+
+let package = Package(
+    name: "Herald",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "herald-hub", targets: ["herald-hub"]),
+        .executable(name: "herald-worker", targets: ["herald-worker"]),
+        .executable(name: "heraldctl", targets: ["heraldctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Wire format of Server-Sent Events: encoder and parser, no I/O.
+        .target(name: "SSE"),
+        // Debian's libfcgi (fcgiapp.h, fastcgi.h) as a Swift module.
+        .systemLibrary(
+            name: "CFastCGI",
+            pkgConfig: "fcgi",
+            providers: [.apt(["libfcgi-dev"])]
+        ),
+        // Types shared by hub, workers and heraldctl: event ids, channel names, hub frames, admin lines.
+        .target(
+            name: "HeraldProtocol",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // An EventSource-like client and one-shot HTTP requests on SwiftNIO (tests, benchmark).
+        .target(
+            name: "HeraldClient",
+            dependencies: [
+                "SSE",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // Listening and connecting unix socket files (modes, stale files, readiness by rename).
+        .target(name: "SocketFiles"),
+        // The hub: sequencing, channel state, worker and admin servers.
+        .target(
+            name: "HeraldHub",
+            dependencies: [
+                "HeraldProtocol", "SocketFiles",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The worker: FastCGI front (libfcgi threads), SSE streams (SwiftNIO), hub link.
+        .target(
+            name: "HeraldWorker",
+            dependencies: [
+                "SSE", "CFastCGI", "HeraldProtocol", "SocketFiles",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "herald-hub",
+            dependencies: [
+                "HeraldHub",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "herald-worker",
+            dependencies: [
+                "HeraldWorker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "heraldctl",
+            dependencies: [
+                "HeraldProtocol", "SocketFiles",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SSETests", dependencies: ["SSE"]),
+        .testTarget(
+            name: "HeraldProtocolTests",
+            dependencies: [
+                "HeraldProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "LiveTests",
+            dependencies: [
+                "SSE", "HeraldProtocol", "HeraldClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,81 @@
+// One admin connection: checks the peer's uid (SO_PEERCRED) first, then answers request lines
+// in order. A line that is too long gets an error and closes this connection only.
+import HeraldProtocol
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `struct ucred` of <sys/socket.h> (Linux), which Swift's Glibc module does not export.
+struct PeerCredentials: Sendable {
+    var pid: pid_t = 0
+    var uid: uid_t = 0
+    var gid: gid_t = 0
+}
+
+/// Serves the admin line protocol on one connection, on the hub's event loop.
+final class AdminSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = String
+    typealias OutboundOut = ByteBuffer
+
+    private let core: HubCore
+    private let allowedUIDs: Set<uid_t>
+    /// Completes when the previous request's reply is written, so replies keep request order.
+    private var previous: EventLoopFuture<Bool>?
+
+    init(core: HubCore, allowedUIDs: Set<uid_t>) {
+        self.core = core
+        self.allowedUIDs = allowedUIDs
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let allowed = allowedUIDs
+        let logger = core.logger
+        guard let provider = channel as? SocketOptionProvider else {
+            previous = context.eventLoop.makeSucceededFuture(false)
+            return
+        }
+        let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+            level: .socket, name: .init(rawValue: SO_PEERCRED))
+        previous = credentials.assumeIsolated().map { peer in
+            guard allowed.contains(peer.uid) else {
+                logger.warning(
+                    "admin connection refused",
+                    metadata: ["admin.peer.uid": "\(peer.uid)", "admin.peer.pid": "\(peer.pid)"])
+                self.write(
+                    .failure("uid \(peer.uid) may not use this admin socket (see --admin-uid)"), context: context)
+                context.close(promise: nil)
+                return false
+            }
+            return true
+        }.recover { _ in false }.nonisolated()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        let core = self.core
+        let start = previous ?? context.eventLoop.makeSucceededFuture(true)
+        previous = start.assumeIsolated().flatMap { authorized in
+            guard authorized else { return core.loop.makeSucceededFuture(false) }
+            return AdminCommands.execute(line: line, core: core).assumeIsolated().map { reply in
+                self.write(reply, context: context)
+                return true
+            }.nonisolated()
+        }.nonisolated()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        core.logger.warning("closing admin connection after bad input", metadata: ["error": "\(error)"])
+        write(.failure("\(error)"), context: context)
+        context.close(promise: nil)
+    }
+
+    private func write(_ reply: AdminReply, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        buffer.writeString(reply.text)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+}

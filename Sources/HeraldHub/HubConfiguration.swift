@@ -1,0 +1,28 @@
+// Everything an operator can set on a hub, with its default.
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The hub's settings. Command-line flags map onto it in `herald-hub`.
+public struct HubConfiguration: Sendable {
+    /// `--worker-socket`: the unix socket workers connect to.
+    public var workerSocketPath: String = "/run/herald/hub.sock"
+    /// `--worker-socket-mode`: permission bits of the worker socket (workers run as the hub's user or group).
+    public var workerSocketMode: mode_t = 0o660
+    /// `--admin-socket`: the unix socket `heraldctl` connects to.
+    public var adminSocketPath: String = "/run/herald/admin.sock"
+    /// `--admin-socket-mode`: permission bits of the admin socket; owner only by default.
+    public var adminSocketMode: mode_t = 0o600
+    /// `--admin-uid`: user ids allowed on the admin socket besides the hub's own user and root.
+    public var adminAllowedUIDs: Set<uid_t> = []
+    /// `--max-event-bytes`: the largest event data (and state document) accepted.
+    public var maxEventBytes: Int = 1 << 20
+    /// `--max-channels-per-stream`: how many channels one stream may subscribe to.
+    public var maxChannelsPerStream: Int = 16
+    /// How long `stats` waits for the workers' figures.
+    public var statsTimeout: TimeAmount = .seconds(1)
+
+    public init() {}
+}

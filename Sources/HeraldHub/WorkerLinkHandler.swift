@@ -1,0 +1,90 @@
+// The hub's end of one worker's link: hello first, then subscriptions, publishes and stats
+// answers. A malformed frame closes this one link and is logged; other workers carry on.
+import HeraldProtocol
+import Logging
+import NIOCore
+
+/// Handles the frames of one worker connection on the hub's event loop.
+final class WorkerLinkHandler: ChannelInboundHandler {
+    typealias InboundIn = HubFrame
+    typealias OutboundOut = ByteBuffer
+
+    private let core: HubCore
+    private var workerID: String?
+
+    init(core: HubCore) {
+        self.core = core
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard workerID != nil else {
+            guard case .hello(let version, let id, _, _) = frame else {
+                refuse(context: context, "the first frame on the hub link must be hello")
+                return
+            }
+            guard version == HubFrame.protocolVersion else {
+                refuse(
+                    context: context,
+                    "hub link version \(version) is not supported (this hub speaks \(HubFrame.protocolVersion))")
+                return
+            }
+            workerID = id
+            send(core.workerJoined(WorkerSession(id: id, channel: context.channel)), context: context)
+            return
+        }
+        switch frame {
+        case .subscribe(let request, let channels, let resumeAfter):
+            send(core.subscribe(request: request, channelNames: channels, resumeAfter: resumeAfter), context: context)
+        case .publish(let request, let publish):
+            send(.published(request: request, core.publish(publish)), context: context)
+        case .statsReply(let request, let json):
+            core.statsArrived(request: request, from: context.channel, json: json)
+        case .hello, .welcome, .subscribed, .event, .published, .statsRequest, .failure:
+            refuse(context: context, "unexpected frame from a worker: \(frame.kindName)")
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        core.workerLeft(channel: context.channel)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        core.logger.warning(
+            "closing worker link after bad input",
+            metadata: ["worker.id": "\(workerID ?? "?")", "error": "\(error)"])
+        refuse(context: context, "\(error)")
+    }
+
+    private func send(_ frame: HubFrame, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        frame.encode(into: &buffer)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    private func refuse(context: ChannelHandlerContext, _ message: String) {
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        HubFrame.failure(message: message).encode(into: &buffer)
+        context.writeAndFlush(wrapOutboundOut(buffer)).assumeIsolated().whenComplete { _ in context.close(promise: nil)
+        }
+    }
+}
+
+extension HubFrame {
+    /// The frame's case name, for log lines.
+    var kindName: String {
+        switch self {
+        case .hello: "hello"
+        case .welcome: "welcome"
+        case .subscribe: "subscribe"
+        case .subscribed: "subscribed"
+        case .event: "event"
+        case .publish: "publish"
+        case .published: "published"
+        case .statsRequest: "statsRequest"
+        case .statsReply: "statsReply"
+        case .failure: "failure"
+        }
+    }
+}

@@ -1,0 +1,88 @@
+// The messages of the hub ⇄ worker link, as values. Their byte layout is in HubFrameCodec.swift.
+
+/// One event as the hub ordered it.
+public struct HubEvent: Sendable, Equatable {
+    /// The global sequence number the hub assigned.
+    public var sequence: UInt64
+    /// The channel the event belongs to.
+    public var channel: String
+    /// The SSE event type (`delta` unless the publisher named another; `init` when the state was replaced).
+    public var name: String
+    /// The payload, sent to clients as the SSE data.
+    public var data: String
+
+    public init(sequence: UInt64, channel: String, name: String, data: String) {
+        self.sequence = sequence
+        self.channel = channel
+        self.name = name
+        self.data = data
+    }
+}
+
+/// A publish as a worker forwards it from HTTP, or as the admin socket receives it.
+public struct PublishRequest: Sendable, Equatable {
+    /// The target channel (validated by the hub).
+    public var channel: String
+    /// The SSE event type; `delta` by default.
+    public var name: String
+    /// The payload.
+    public var data: String
+    /// When true, `data` is a JSON merge patch (RFC 7386) applied to the channel's state.
+    public var merge: Bool
+
+    public init(channel: String, name: String = "delta", data: String, merge: Bool = false) {
+        self.channel = channel
+        self.name = name
+        self.data = data
+        self.merge = merge
+    }
+}
+
+/// The hub's answer to a publish.
+public enum PublishResult: Sendable, Equatable {
+    /// Accepted and ordered as this sequence number.
+    case accepted(sequence: UInt64)
+    /// Refused; the message says why, in words for the publisher.
+    case refused(String)
+}
+
+/// A channel's starting point for a new subscriber: its state as of the reply's sequence.
+public struct ChannelSnapshot: Sendable, Equatable {
+    /// The channel.
+    public var channel: String
+    /// The channel's state (a JSON document) as of the reply's sequence.
+    public var state: String
+
+    public init(channel: String, state: String) {
+        self.channel = channel
+        self.state = state
+    }
+}
+
+/// Every frame of the hub link. Worker-to-hub and hub-to-worker frames share one numbering.
+public enum HubFrame: Sendable, Equatable {
+    /// Worker → hub, first frame: who it is and the last sequence of `epoch` it delivered (0: none).
+    case hello(version: UInt16, workerID: String, epoch: String, lastSequence: UInt64)
+    /// Hub → worker, answer to `hello`: the hub's epoch and current sequence.
+    case welcome(epoch: String, sequence: UInt64)
+    /// Worker → hub: a new stream wants these channels, resuming after `resumeAfter` (0: fresh).
+    case subscribe(request: UInt64, channels: [String], resumeAfter: UInt64)
+    /// Hub → worker, answer to `subscribe`, ordered among the events: `replay` holds the missed
+    /// events (ascending), `snapshots` the channels that start from their state as of `sequence`.
+    case subscribed(request: UInt64, sequence: UInt64, replay: [HubEvent], snapshots: [ChannelSnapshot])
+    /// Hub → worker: one event, in sequence order.
+    case event(HubEvent)
+    /// Worker → hub: publish on behalf of an HTTP client.
+    case publish(request: UInt64, PublishRequest)
+    /// Hub → worker: answer to `publish`.
+    case published(request: UInt64, PublishResult)
+    /// Hub → worker: report your figures.
+    case statsRequest(request: UInt64)
+    /// Worker → hub: the worker's figures as a JSON object.
+    case statsReply(request: UInt64, json: String)
+    /// Hub → worker: refused or malformed input; the link is closed after it.
+    case failure(message: String)
+
+    /// The link protocol version a worker announces in `hello`.
+    public static let protocolVersion: UInt16 = 1
+}

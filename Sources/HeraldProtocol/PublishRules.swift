@@ -1,0 +1,30 @@
+// What a publish must satisfy before the hub orders it: one place, used by the hub and by the
+// worker's HTTP front (to answer early and clearly).
+
+/// Checks a publish and explains a refusal in words for the publisher.
+public enum PublishRules {
+    /// The longest event name accepted, in bytes.
+    public static let maxEventNameLength = 64
+
+    /// `nil` if `request` may be published with data up to `maxDataBytes`, else why not.
+    public static func refusal(for request: PublishRequest, maxDataBytes: Int) -> String? {
+        do {
+            _ = try ChannelName(validating: request.channel)
+        } catch {
+            return error.description
+        }
+        if request.name.isEmpty || request.name.utf8.count > maxEventNameLength {
+            return "invalid event name: 1 to \(maxEventNameLength) bytes"
+        }
+        if request.name.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) {
+            return "invalid event name: CR, LF and NUL are not allowed"
+        }
+        if request.name == "init" {
+            return "invalid event name: init is reserved for state snapshots (use state set)"
+        }
+        if request.data.utf8.count > maxDataBytes {
+            return "event data of \(request.data.utf8.count) bytes exceeds the limit of \(maxDataBytes)"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,69 @@
+// A worker's figures, as it reports them to the hub and as `heraldctl stats` shows them.
+
+/// One worker's figures at the moment the hub asked.
+public struct WorkerStats: Codable, Sendable, Equatable {
+    /// The worker's id (`--id`).
+    public var id: String
+    /// The worker's process id.
+    public var pid: Int32
+    /// Seconds since the worker started.
+    public var uptimeSeconds: Double
+    /// Open event streams.
+    public var streams: Int
+    /// Open event streams per channel (a multi-channel stream counts once per channel).
+    public var streamsByChannel: [String: Int]
+    /// Events written to streams since start (one per event per stream).
+    public var eventsSent: UInt64
+    /// Bytes written to streams since start, FastCGI framing included.
+    public var bytesSent: UInt64
+    /// Streams closed because the client fell too far behind.
+    public var slowClientsDropped: UInt64
+    /// The hub link's state: `connecting`, `live` or `backing-off`.
+    public var hubLink: String
+
+    public init(
+        id: String, pid: Int32, uptimeSeconds: Double, streams: Int, streamsByChannel: [String: Int],
+        eventsSent: UInt64, bytesSent: UInt64, slowClientsDropped: UInt64, hubLink: String
+    ) {
+        self.id = id
+        self.pid = pid
+        self.uptimeSeconds = uptimeSeconds
+        self.streams = streams
+        self.streamsByChannel = streamsByChannel
+        self.eventsSent = eventsSent
+        self.bytesSent = bytesSent
+        self.slowClientsDropped = slowClientsDropped
+        self.hubLink = hubLink
+    }
+}
+
+/// The hub's own figures plus every worker's, as `stats --json` prints them.
+public struct HubStats: Codable, Sendable, Equatable {
+    /// The hub's epoch.
+    public var epoch: String
+    /// The last sequence number assigned.
+    public var sequence: UInt64
+    /// Channels that have had at least one event.
+    public var channels: Int
+    /// Events accepted since the hub started.
+    public var eventsPublished: UInt64
+    /// Seconds since the hub started.
+    public var uptimeSeconds: Double
+    /// Open streams over all workers that answered.
+    public var streams: Int
+    /// The connected workers' figures (those that answered in time).
+    public var workers: [WorkerStats]
+
+    public init(
+        epoch: String, sequence: UInt64, channels: Int, eventsPublished: UInt64, uptimeSeconds: Double, streams: Int,
+        workers: [WorkerStats]
+    ) {
+        self.epoch = epoch
+        self.sequence = sequence
+        self.channels = channels
+        self.eventsPublished = eventsPublished
+        self.uptimeSeconds = uptimeSeconds
+        self.streams = streams
+        self.workers = workers
+    }
+}

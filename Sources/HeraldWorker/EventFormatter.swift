@@ -1,0 +1,69 @@
+// Turns hub events into the bytes every subscriber receives, once per worker: the SSE text of
+// the event, already framed as an FCGI_STDOUT record for nginx's request id.
+import HeraldProtocol
+import NIOCore
+import SSE
+
+/// An event ready to be written to many streams.
+struct FormattedEvent: Sendable {
+    /// The global sequence number.
+    let sequence: UInt64
+    /// The channel it belongs to.
+    let channel: String
+    /// SSE text for a stream on this channel alone (`event: delta`).
+    let single: ByteBuffer
+    /// SSE text for a stream on several channels (`event: <channel>:delta`).
+    let multi: ByteBuffer
+    /// `single` framed as FCGI_STDOUT for request id 1, the id nginx always uses.
+    let singleRecord: ByteBuffer
+    /// `multi` framed likewise.
+    let multiRecord: ByteBuffer
+
+    /// The framed bytes for a stream with `requestID`, on one or several channels.
+    func record(requestID: UInt16, multiChannel: Bool) -> ByteBuffer {
+        if requestID == 1 { return multiChannel ? multiRecord : singleRecord }
+        return FastCGIRecords.stdout(requestID: requestID, content: multiChannel ? multi : single)
+    }
+}
+
+/// Formats events, inits and stream prologues.
+enum EventFormatter {
+    /// Formats one hub event of `epoch`.
+    static func format(_ event: HubEvent, epoch: Epoch) -> FormattedEvent {
+        let id = EventID(epoch: epoch, sequence: event.sequence).description
+        let single = sse(id: id, event: event.name, data: event.data)
+        let multi = sse(id: id, event: "\(event.channel):\(event.name)", data: event.data)
+        return FormattedEvent(
+            sequence: event.sequence, channel: event.channel, single: single, multi: multi,
+            singleRecord: FastCGIRecords.stdout(requestID: 1, content: single),
+            multiRecord: FastCGIRecords.stdout(requestID: 1, content: multi))
+    }
+
+    /// The `init` event of `channel` with `state` as of `sequence`.
+    static func initEvent(channel: String, state: String, sequence: UInt64, epoch: Epoch, multiChannel: Bool)
+        -> ByteBuffer
+    {
+        let id = EventID(epoch: epoch, sequence: sequence).description
+        return sse(id: id, event: multiChannel ? "\(channel):init" : "init", data: state)
+    }
+
+    /// The CGI headers of an event stream and the first SSE bytes (`retry`).
+    static func prologue(corsOrigin: String, retryMilliseconds: Int) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: 256)
+        buffer.writeString(
+            "Status: 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
+                + "X-Accel-Buffering: no\r\nAccess-Control-Allow-Origin: \(corsOrigin)\r\n\r\n")
+        buffer.writeBytes(SSEEncoder.retry(milliseconds: retryMilliseconds))
+        return buffer
+    }
+
+    /// A heartbeat comment.
+    static let ping: ByteBuffer = ByteBuffer(bytes: SSEEncoder.comment("ping"))
+
+    private static func sse(id: String, event: String, data: String) -> ByteBuffer {
+        // The hub validated the event name; an id is digits, a dash and [0-9a-z]. Should either
+        // ever hold a line break, the event goes out without that field rather than broken.
+        let event = (try? SSEEvent(id: id, event: event, data: data)) ?? (try! SSEEvent(data: data))
+        return ByteBuffer(bytes: SSEEncoder.encode(event))
+    }
+}

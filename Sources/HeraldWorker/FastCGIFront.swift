@@ -1,0 +1,87 @@
+// The request phase: a few dedicated threads (never Swift's cooperative pool) block in
+// libfcgi's accept, read each request, answer the short ones at once and hand event streams
+// to the event loops. On shutdown the listening socket is shut down, which ends every accept.
+import CFastCGI
+import Foundation
+import HeraldProtocol
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import ServiceLifecycle
+import SocketFiles
+
+/// The FastCGI responder as a service.
+public struct FastCGIFront: Service {
+    private let core: WorkerCore
+
+    /// Serves `core`'s configured socket.
+    public init(core: WorkerCore) {
+        self.core = core
+    }
+
+    /// Initialises libfcgi and takes back the signals it takes over. Call once, in `main`,
+    /// before the service group installs its own signal handling.
+    public static func initializeLibrary() {
+        FCGX_Init()
+        // libfcgi installs a SIGPIPE handler even when SIGPIPE is ignored, and turns SIGTERM
+        // into a flag that leaves the process half-alive: give both back.
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGTERM, SIG_DFL)
+        signal(SIGINT, SIG_DFL)
+    }
+
+    public func run() async throws {
+        let configuration = core.configuration
+        let logger = core.logger
+        let listenFD = try UnixListener.listen(
+            path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup)
+        let stopping = NIOLockedValueBox(false)
+        let threads = max(1, configuration.acceptThreads)
+        // Threads still accepting, and who waits for the last one: one lock for both.
+        let running = NIOLockedValueBox<(count: Int, waiter: CheckedContinuation<Void, Never>?)>((threads, nil))
+        let router = Router(configuration: configuration)
+        let core = self.core
+        for index in 0..<threads {
+            let thread = Thread {
+                let connection = FastCGIConnection(listenFD: listenFD)
+                let handler = RequestHandler(core: core, router: router)
+                while true {
+                    let result = connection.accept()
+                    if result < 0 {
+                        if stopping.withLockedValue({ $0 }) { break }
+                        logger.warning("FastCGI accept failed", metadata: ["error": "\(result)"])
+                        usleep(10_000)  // EMFILE and friends: do not spin
+                        continue
+                    }
+                    handler.handle(connection)
+                }
+                running.withLockedValue { state in
+                    state.count -= 1
+                    if state.count == 0 { state.waiter?.resume() }
+                }
+            }
+            thread.name = "fcgi-accept-\(index)"
+            thread.start()
+        }
+        logger.info(
+            "worker ready",
+            metadata: [
+                "worker.id": "\(configuration.workerID)", "worker.socket": "\(configuration.socketPath)",
+                "worker.hub": "\(configuration.hubSocketPath)",
+            ])
+
+        try? await gracefulShutdown()
+        logger.info("worker stopping: no new requests, draining streams")
+        stopping.withLockedValue { $0 = true }
+        UnixListener.remove(configuration.socketPath)
+        shutdown(listenFD, Int32(SHUT_RDWR))
+        await withCheckedContinuation { continuation in
+            running.withLockedValue { state in
+                if state.count == 0 { continuation.resume() } else { state.waiter = continuation }
+            }
+        }
+        close(listenFD)
+        try? await core.drainAll().get()
+        logger.info("worker stopped accepting and drained its streams")
+    }
+}

@@ -1,0 +1,256 @@
+// The worker's end of the hub link: connects, says hello, keeps requests (subscriptions,
+// publishes) until answered, turns events into formatted bytes once, and reconnects with
+// backoff and jitter when the hub goes away. Streams stay open meanwhile.
+import HeraldProtocol
+import Logging
+import NIOCore
+import NIOPosix
+
+/// A publish made while the hub was unreachable or did not answer in time.
+public struct HubUnavailableError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The link's mutable state, owned by the link's event loop.
+final class HubLinkState {
+    enum Phase: String {
+        case connecting, live
+        case backingOff = "backing-off"
+    }
+
+    struct PendingSubscribe {
+        let registry: Int
+        let stream: UInt64
+        let channels: [String]
+        let resume: EventID?
+    }
+
+    var phase: Phase = .connecting
+    var channel: Channel?
+    var epoch: Epoch?
+    var lastSequence: UInt64 = 0
+    var nextRequest: UInt64 = 1
+    var subscribes: [UInt64: PendingSubscribe] = [:]
+    var publishes: [UInt64: EventLoopPromise<PublishResult>] = [:]
+}
+
+/// The hub link. Requests may be made from any thread; everything runs on `eventLoop`.
+final class HubLink: Sendable {
+    let configuration: WorkerConfiguration
+    let logger: Logger
+    let streams: StreamSet
+    let eventLoop: EventLoop
+    private let state: NIOLoopBound<HubLinkState>
+
+    init(configuration: WorkerConfiguration, logger: Logger, streams: StreamSet) {
+        self.configuration = configuration
+        self.logger = logger
+        self.streams = streams
+        eventLoop = streams.linkLoop
+        state = try! eventLoop.submit { [eventLoop] in NIOLoopBound(HubLinkState(), eventLoop: eventLoop) }.wait()
+    }
+
+    // MARK: Requests
+
+    /// Asks the hub where a new stream starts; the answer goes to the stream's registry.
+    /// Kept until answered, and sent again after a reconnect.
+    func subscribe(registry: Int, stream: UInt64, channels: [String], resume: EventID?) {
+        eventLoop.execute { [self] in
+            let state = self.state.value
+            let request = state.nextRequest
+            state.nextRequest += 1
+            let pending = HubLinkState.PendingSubscribe(
+                registry: registry, stream: stream, channels: channels, resume: resume)
+            state.subscribes[request] = pending
+            if state.phase == .live { send(subscribeFrame(request, pending)) }
+        }
+    }
+
+    /// Publishes through the hub; fails at once if the link is down, or after the publish timeout.
+    func publish(_ request: PublishRequest) -> EventLoopFuture<PublishResult> {
+        eventLoop.flatSubmit { [self] in
+            let state = self.state.value
+            guard state.phase == .live else {
+                return eventLoop.makeFailedFuture(
+                    HubUnavailableError(description: "the hub is not connected; try again shortly"))
+            }
+            let id = state.nextRequest
+            state.nextRequest += 1
+            let promise = eventLoop.makePromise(of: PublishResult.self)
+            state.publishes[id] = promise
+            send(.publish(request: id, request))
+            eventLoop.scheduleTask(in: configuration.publishTimeout) { [self] in
+                self.state.value.publishes.removeValue(forKey: id)?.fail(
+                    HubUnavailableError(description: "the hub did not answer within the publish timeout"))
+            }
+            return promise.futureResult
+        }
+    }
+
+    /// The hub's epoch, once known.
+    func epochNow() -> EventLoopFuture<Epoch?> {
+        eventLoop.submit { [state] in state.value.epoch }
+    }
+
+    /// `connecting`, `live` or `backing-off`.
+    func stateName() -> EventLoopFuture<String> {
+        eventLoop.submit { [state] in state.value.phase.rawValue }
+    }
+
+    // MARK: Frames from the hub
+
+    /// A frame arrived; `batch` collects formatted events until the read burst ends.
+    func received(_ frame: HubFrame, batch: inout [FormattedEvent]) {
+        let state = self.state.value
+        switch frame {
+        case .welcome(let epochText, let sequence):
+            guard let epoch = Epoch(epochText) else {
+                logger.error("hub sent an invalid epoch; closing the link", metadata: ["hub.epoch": "\(epochText)"])
+                state.channel?.close(promise: nil)
+                return
+            }
+            if let previous = state.epoch, previous != epoch {
+                logger.warning(
+                    "hub epoch changed: its history was lost",
+                    metadata: ["hub.epoch": "\(epoch)", "hub.previousEpoch": "\(previous)"])
+            }
+            state.epoch = epoch
+            state.lastSequence = sequence
+            state.phase = .live
+            logger.info(
+                "hub link live",
+                metadata: [
+                    "hub.epoch": "\(epoch)", "hub.sequence": "\(sequence)",
+                    "hub.pendingSubscribes": "\(state.subscribes.count)",
+                ])
+            for (request, pending) in state.subscribes.sorted(by: { $0.key < $1.key }) {
+                send(subscribeFrame(request, pending))
+            }
+        case .event(let event):
+            guard let epoch = state.epoch else { return }
+            state.lastSequence = max(state.lastSequence, event.sequence)
+            batch.append(EventFormatter.format(event, epoch: epoch))
+        case .subscribed(let request, let sequence, let replay, let snapshots):
+            guard let pending = state.subscribes.removeValue(forKey: request), let epoch = state.epoch else { return }
+            // Events before this answer are part of it: hand them over first, then the answer.
+            streams.dispatch(batch)
+            batch.removeAll()
+            streams.dispatchStart(
+                registry: pending.registry, stream: pending.stream, epoch: epoch, sequence: sequence,
+                replay: replay.map { EventFormatter.format($0, epoch: epoch) }, snapshots: snapshots)
+        case .published(let request, let result):
+            state.publishes.removeValue(forKey: request)?.succeed(result)
+        case .statsRequest(let request):
+            streams.stats(hubLink: state.phase.rawValue).whenSuccess { [self] stats in
+                self.send(.statsReply(request: request, json: WorkerStatsJSON.encode(stats)))
+            }
+        case .failure(let message):
+            logger.error("hub refused this worker", metadata: ["hub.message": "\(message)"])
+            state.channel?.close(promise: nil)
+        case .hello, .subscribe, .publish, .statsReply:
+            logger.error("unexpected frame from the hub; closing the link", metadata: ["hub.frame": "\(frame)"])
+            state.channel?.close(promise: nil)
+        }
+    }
+
+    /// Writes out the events of one read burst.
+    func flush(_ batch: inout [FormattedEvent]) {
+        streams.dispatch(batch)
+        batch.removeAll()
+    }
+
+    // MARK: Connection lifecycle
+
+    /// Connects once; completes when the connection closes. Throws if it could not connect.
+    func connectOnce() async throws {
+        let link = self
+        let channel = try await ClientBootstrap(group: eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HubFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(HubLinkHandler(link: link))
+                }
+            }
+            .connect(unixDomainSocketPath: configuration.hubSocketPath).get()
+        try await eventLoop.submit { [self] in
+            let state = self.state.value
+            state.channel = channel
+            state.phase = .connecting
+            send(
+                .hello(
+                    version: HubFrame.protocolVersion, workerID: configuration.workerID,
+                    epoch: state.epoch?.rawValue ?? "", lastSequence: state.lastSequence))
+        }.get()
+        try await withTaskCancellationHandler {
+            try await channel.closeFuture.get()
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// The link closed: fail waiting publishes (their HTTP clients get 503); keep subscriptions.
+    func closed(backingOff: Bool) {
+        let state = self.state.value
+        state.channel = nil
+        state.phase = backingOff ? .backingOff : .connecting
+        let publishes = state.publishes
+        state.publishes.removeAll()
+        for promise in publishes.values {
+            promise.fail(HubUnavailableError(description: "the hub link closed before the hub answered"))
+        }
+    }
+
+    func markBackingOff() {
+        eventLoop.execute { [state] in
+            if state.value.channel == nil { state.value.phase = .backingOff }
+        }
+    }
+
+    private func subscribeFrame(_ request: UInt64, _ pending: HubLinkState.PendingSubscribe) -> HubFrame {
+        let state = self.state.value
+        var resumeAfter: UInt64 = 0
+        if let resume = pending.resume, resume.epoch == state.epoch, resume.sequence <= state.lastSequence {
+            resumeAfter = resume.sequence
+        }
+        return .subscribe(request: request, channels: pending.channels, resumeAfter: resumeAfter)
+    }
+
+    private func send(_ frame: HubFrame) {
+        guard let channel = state.value.channel else { return }
+        var buffer = channel.allocator.buffer(capacity: 64)
+        frame.encode(into: &buffer)
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+}
+
+/// Feeds decoded frames to the link and flushes event batches at the end of each read burst.
+final class HubLinkHandler: ChannelInboundHandler {
+    typealias InboundIn = HubFrame
+
+    private let link: HubLink
+    private var batch: [FormattedEvent] = []
+
+    init(link: HubLink) {
+        self.link = link
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        link.received(unwrapInboundIn(data), batch: &batch)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        link.flush(&batch)
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        link.flush(&batch)
+        link.closed(backingOff: false)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        link.logger.error("bad input on the hub link; reconnecting", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,81 @@
+// What a libfcgi thread does with one accepted request: route it, then answer it at once
+// (preflight, publish, status, errors) or hand it to the event loops as a stream.
+import HeraldProtocol
+import Logging
+import NIOCore
+
+/// Handles requests on an accept thread. Blocking here is fine: these are dedicated threads.
+struct RequestHandler {
+    let core: WorkerCore
+    let router: Router
+
+    /// The most STDIN a stream request may carry (a GET has none).
+    static let maxStreamRequestBody = 4096
+
+    func handle(_ connection: FastCGIConnection) {
+        let head = RequestHead(params: connection.params())
+        let cors = core.configuration.corsOrigin
+        switch router.route(head) {
+        case .reject(let response):
+            connection.respond(response.cgi(corsOrigin: cors))
+        case .preflight:
+            let response = HTTPResponse(
+                status: 204,
+                headers: [
+                    "Access-Control-Allow-Methods: GET, OPTIONS",
+                    "Access-Control-Allow-Headers: Last-Event-ID, Cache-Control, X-Requested-With",
+                    "Access-Control-Max-Age: 86400",
+                ], body: "")
+            connection.respond(response.cgi(corsOrigin: cors))
+        case .status:
+            do {
+                let stats = try core.stats().wait()
+                let response = HTTPResponse(
+                    status: 200, headers: ["Content-Type: application/json"], body: WorkerStatsJSON.encode(stats) + "\n"
+                )
+                connection.respond(response.cgi(corsOrigin: cors))
+            } catch {
+                connection.respond(HTTPResponse.text(500, "could not gather figures: \(error)").cgi(corsOrigin: cors))
+            }
+        case .publish(let channel, let event, let merge):
+            connection.respond(publish(connection, channel: channel, event: event, merge: merge).cgi(corsOrigin: cors))
+        case .stream(let channels, let resume):
+            // Read STDIN to its end so libfcgi's buffer holds nothing the event loop would miss.
+            guard connection.readBody(limit: Self.maxStreamRequestBody) != nil else {
+                connection.respond(HTTPResponse.text(413, "a stream request carries no body").cgi(corsOrigin: cors))
+                return
+            }
+            let requestID = connection.requestID
+            let fd = connection.detachSocket()
+            guard fd >= 0 else { return }
+            // A garbage id is treated as absent: the client gets a fresh init, never an error.
+            core.openStream(
+                fd: fd, requestID: requestID, channels: channels, resume: resume.flatMap { EventID(parsing: $0) })
+        }
+    }
+
+    private func publish(_ connection: FastCGIConnection, channel: String, event: String, merge: Bool) -> HTTPResponse {
+        let limit = core.configuration.maxBodyBytes
+        guard let body = connection.readBody(limit: limit) else {
+            return .text(413, "body is too large (at most \(limit) bytes)")
+        }
+        guard let data = String(validating: body, as: UTF8.self) else {
+            return .text(400, "the body must be UTF-8 text")
+        }
+        let request = PublishRequest(channel: channel, name: event, data: data, merge: merge)
+        if let refusal = PublishRules.refusal(for: request, maxDataBytes: limit) { return .text(400, refusal) }
+        do {
+            switch try core.link.publish(request).wait() {
+            case .accepted(let sequence):
+                let id =
+                    try core.link.epochNow().wait().map { EventID(epoch: $0, sequence: sequence).description }
+                    ?? "\(sequence)"
+                return HTTPResponse(status: 200, headers: ["Content-Type: text/plain; charset=utf-8"], body: id + "\n")
+            case .refused(let reason):
+                return .text(400, reason)
+            }
+        } catch {
+            return .text(503, "\(error)", headers: ["Retry-After: 1"])
+        }
+    }
+}

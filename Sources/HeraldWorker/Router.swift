@@ -1,0 +1,169 @@
+// Which route a request takes, decided from its head alone (no I/O), with the error each bad
+// request gets: a status and a short text that says what was wrong.
+import HeraldProtocol
+
+/// A short response written in the request phase.
+struct HTTPResponse: Sendable, Equatable {
+    var status: Int
+    var headers: [String] = []
+    var body: String
+
+    /// A plain-text response; the body gets a final line break.
+    static func text(_ status: Int, _ message: String, headers: [String] = []) -> HTTPResponse {
+        HTTPResponse(
+            status: status, headers: ["Content-Type: text/plain; charset=utf-8"] + headers, body: message + "\n")
+    }
+
+    /// The CGI response (status line, headers, blank line, body) that libfcgi sends as FCGI_STDOUT.
+    func cgi(corsOrigin: String) -> String {
+        var text = "Status: \(status) \(Self.reason(status))\r\n"
+        for header in headers { text += header + "\r\n" }
+        text += "Access-Control-Allow-Origin: \(corsOrigin)\r\n"
+        text += "Cache-Control: no-store\r\n\r\n"
+        return text + body
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 204: "No Content"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 413: "Content Too Large"
+        case 500: "Internal Server Error"
+        case 503: "Service Unavailable"
+        default: "Status"
+        }
+    }
+}
+
+/// Where a request goes.
+enum Route: Sendable, Equatable {
+    /// An event stream on these channels, resuming after `resume` if given.
+    case stream(channels: [String], resume: String?)
+    /// A CORS preflight.
+    case preflight
+    /// An HTTP publish whose body is still to be read.
+    case publish(channel: String, event: String, merge: Bool)
+    /// The worker's figures.
+    case status
+    /// Answered at once with this response.
+    case reject(HTTPResponse)
+}
+
+/// Maps request heads to routes.
+struct Router: Sendable {
+    let maxChannelsPerStream: Int
+    let publishToken: String?
+    let maxBodyBytes: Int
+
+    init(configuration: WorkerConfiguration) {
+        maxChannelsPerStream = configuration.maxChannelsPerStream
+        publishToken = configuration.publishToken
+        maxBodyBytes = configuration.maxBodyBytes
+    }
+
+    func route(_ head: RequestHead) -> Route {
+        if head.method == "OPTIONS" { return .preflight }
+        let path = head.path
+        if path == "/stream" || path.hasPrefix("/stream/") {
+            guard head.method == "GET" else { return .reject(methodNotAllowed("GET, OPTIONS")) }
+            return streamRoute(head)
+        }
+        if path == "/publish" || path.hasPrefix("/publish/") {
+            return publishRoute(head)
+        }
+        if path == "/status" {
+            guard head.method == "GET" else { return .reject(methodNotAllowed("GET, OPTIONS")) }
+            return .status
+        }
+        return .reject(.text(404, "no such path: \(path.prefix(200)) (try /stream/<channel>)"))
+    }
+
+    private func streamRoute(_ head: RequestHead) -> Route {
+        var channels: [String]
+        if head.path == "/stream" || head.path == "/stream/" {
+            channels = head.queryValues("channel")
+            if channels.isEmpty {
+                return .reject(.text(400, "missing channel: use /stream/<channel> or /stream?channel=a&channel=b"))
+            }
+        } else {
+            channels = [String(head.path.dropFirst("/stream/".count))]
+        }
+        var seen = Set<String>()
+        channels = channels.filter { seen.insert($0).inserted }
+        if channels.count > maxChannelsPerStream {
+            return .reject(
+                .text(400, "too many channels: \(channels.count) (at most \(maxChannelsPerStream) per stream)"))
+        }
+        for channel in channels {
+            do {
+                _ = try ChannelName(validating: channel)
+            } catch {
+                return .reject(.text(400, error.description))
+            }
+        }
+        // EventSource cannot set headers on its first connection, so the query may carry the id.
+        let resume = head.lastEventID ?? head.queryValues("lastEventId").first
+        return .stream(channels: channels, resume: resume)
+    }
+
+    private func publishRoute(_ head: RequestHead) -> Route {
+        guard let token = publishToken, !token.isEmpty else {
+            return .reject(
+                .text(
+                    403,
+                    "HTTP publishing is disabled: start the worker with HERALD_PUBLISH_TOKEN set, or publish with heraldctl"
+                ))
+        }
+        guard head.method == "POST" else { return .reject(methodNotAllowed("POST, OPTIONS")) }
+        guard let presented = head.authorization.flatMap(Self.bearerToken), Self.constantTimeEqual(presented, token)
+        else {
+            return .reject(
+                .text(
+                    401, "missing or wrong bearer token (send Authorization: Bearer <token>)",
+                    headers: ["WWW-Authenticate: Bearer"]))
+        }
+        let channel = String(head.path.dropFirst("/publish/".count))
+        do {
+            _ = try ChannelName(validating: channel)
+        } catch {
+            return .reject(.text(400, error.description))
+        }
+        if let length = head.contentLength, length > maxBodyBytes {
+            return .reject(.text(413, "body of \(length) bytes is too large (at most \(maxBodyBytes))"))
+        }
+        let merge = head.queryValues("merge").first.map { $0 == "1" || $0 == "true" } ?? false
+        return .publish(channel: channel, event: head.queryValues("event").first ?? "delta", merge: merge)
+    }
+
+    private func methodNotAllowed(_ allowed: String) -> HTTPResponse {
+        .text(405, "method not allowed (allowed: \(allowed))", headers: ["Allow: \(allowed)"])
+    }
+
+    static func bearerToken(_ authorization: String) -> String? {
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return String(parts[1]).trimmingSpaces()
+    }
+
+    /// Compares without an early exit, so timing does not reveal how much of a token matched.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for index in 0..<max(x.count, y.count) {
+            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0xFF)
+        }
+        return difference == 0
+    }
+}
+
+extension String {
+    fileprivate func trimmingSpaces() -> String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}

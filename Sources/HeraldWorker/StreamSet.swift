@@ -1,0 +1,114 @@
+// The worker's streams across its event loops: one StreamRegistry per loop, dispatch of events
+// and subscription answers to the loop that owns each stream, figures, and drain.
+import HeraldProtocol
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Every registry of the worker, one per event loop.
+final class StreamSet: Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let registries: [NIOLoopBound<StreamRegistry>]
+    let configuration: WorkerConfiguration
+    let startedAt = NIODeadline.now()
+    private let nextStream = NIOLockedValueBox<(id: UInt64, registry: Int)>((1, 0))
+
+    init(configuration: WorkerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
+        var registries: [NIOLoopBound<StreamRegistry>] = []
+        for loop in group.makeIterator() {
+            let registry = try! loop.submit {
+                let registry = StreamRegistry(
+                    eventLoop: loop, logger: logger, maxQueuedBytes: configuration.maxQueuedBytes)
+                registry.startHeartbeat(every: configuration.heartbeatInterval)
+                return NIOLoopBound(registry, eventLoop: loop)
+            }.wait()
+            registries.append(registry)
+        }
+        self.registries = registries
+    }
+
+    /// The loop the hub link runs on.
+    var linkLoop: EventLoop { registries[0].eventLoop }
+
+    /// A new stream id and the registry (round robin) that will own it.
+    func reserve() -> (id: UInt64, registry: Int) {
+        nextStream.withLockedValue { state in
+            let taken = state
+            state = (state.id + 1, (state.registry + 1) % registries.count)
+            return taken
+        }
+    }
+
+    /// Hands a batch of events to every loop, in order.
+    func dispatch(_ events: [FormattedEvent]) {
+        guard !events.isEmpty else { return }
+        for registry in registries {
+            registry.eventLoop.execute { registry.value.deliver(events) }
+        }
+    }
+
+    /// Hands a subscription answer to the loop that owns the stream (ordered after earlier events).
+    func dispatchStart(
+        registry index: Int, stream: UInt64, epoch: Epoch, sequence: UInt64, replay: [FormattedEvent],
+        snapshots: [ChannelSnapshot]
+    ) {
+        let registry = registries[index]
+        registry.eventLoop.execute {
+            registry.value.start(stream, epoch: epoch, sequence: sequence, replay: replay, snapshots: snapshots)
+        }
+    }
+
+    /// The worker's figures, gathered from every loop.
+    func stats(hubLink: String) -> EventLoopFuture<WorkerStats> {
+        let parts = registries.map { registry in
+            registry.eventLoop.submit {
+                let value = registry.value
+                return StreamFigures(
+                    streams: value.count, byChannel: value.countsByChannel, eventsSent: value.eventsSent,
+                    bytesSent: value.bytesSent, slowClientsDropped: value.slowClientsDropped)
+            }
+        }
+        let configuration = self.configuration
+        let startedAt = self.startedAt
+        return EventLoopFuture.whenAllSucceed(parts, on: linkLoop).map { parts in
+            var stats = WorkerStats(
+                id: configuration.workerID, pid: getpid(),
+                uptimeSeconds: Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9,
+                streams: 0, streamsByChannel: [:], eventsSent: 0, bytesSent: 0, slowClientsDropped: 0, hubLink: hubLink)
+            for part in parts {
+                stats.streams += part.streams
+                stats.streamsByChannel.merge(part.byChannel, uniquingKeysWith: +)
+                stats.eventsSent += part.eventsSent
+                stats.bytesSent += part.bytesSent
+                stats.slowClientsDropped += part.slowClientsDropped
+            }
+            return stats
+        }
+    }
+
+    /// Ends every stream with a jittered `retry`, so clients reconnect (to another worker) spread out.
+    func drainAll(retryMilliseconds: Int, jitterMilliseconds: Int) -> EventLoopFuture<Void> {
+        let drains = registries.map { registry in
+            registry.eventLoop.flatSubmit {
+                registry.value.drain(retryMilliseconds: retryMilliseconds, jitterMilliseconds: jitterMilliseconds)
+            }
+        }
+        return EventLoopFuture.andAllComplete(drains, on: linkLoop)
+    }
+}
+
+/// One loop's share of the figures.
+struct StreamFigures: Sendable {
+    var streams: Int
+    var byChannel: [String: Int]
+    var eventsSent: UInt64
+    var bytesSent: UInt64
+    var slowClientsDropped: UInt64
+}

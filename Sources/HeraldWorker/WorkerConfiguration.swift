@@ -1,0 +1,43 @@
+// Everything an operator can set on a worker, with its default.
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The worker's settings. Command-line flags and environment map onto it in `herald-worker`.
+public struct WorkerConfiguration: Sendable {
+    /// `--id`: the worker's name in logs and stats.
+    public var workerID: String = "worker"
+    /// `--socket`: the FastCGI unix socket nginx connects to.
+    public var socketPath: String = "/run/herald/worker.sock"
+    /// `--socket-mode`: permission bits of the FastCGI socket (nginx must be able to connect).
+    public var socketMode: mode_t = 0o660
+    /// `--socket-group`: group of the FastCGI socket (nginx's group in production); unchanged if nil.
+    public var socketGroup: String?
+    /// `--hub`: the hub's worker socket.
+    public var hubSocketPath: String = "/run/herald/hub.sock"
+    /// `--heartbeat`: seconds between `: ping` comments on every stream (keep below nginx's `fastcgi_read_timeout`).
+    public var heartbeatInterval: TimeAmount = .seconds(15)
+    /// `--retry`: the reconnection time sent at stream start, in milliseconds.
+    public var retryMilliseconds: Int = 2000
+    /// `--cors-origin`: the `Access-Control-Allow-Origin` value.
+    public var corsOrigin: String = "*"
+    /// `HERALD_PUBLISH_TOKEN`: the bearer token for `POST /publish/…`; HTTP publishing is refused without one.
+    public var publishToken: String?
+    /// `--max-body`: the largest HTTP publish body, in bytes.
+    public var maxBodyBytes: Int = 64 * 1024
+    /// `--max-channels-per-stream`: how many channels one stream may ask for.
+    public var maxChannelsPerStream: Int = 16
+    /// `--max-queued-bytes`: bytes a stream may have waiting to be written before the client is
+    /// dropped as too slow (it resumes from history when it reconnects).
+    public var maxQueuedBytes: Int = 1 << 20
+    /// `--event-loops`: SwiftNIO threads writing the streams (one is best on 2 cores: nginx needs the other).
+    public var eventLoops: Int = 1
+    /// `--accept-threads`: libfcgi threads reading requests.
+    public var acceptThreads: Int = 4
+    /// How long an HTTP publish waits for the hub's answer.
+    public var publishTimeout: TimeAmount = .seconds(5)
+
+    public init() {}
+}

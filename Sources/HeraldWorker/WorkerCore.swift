@@ -1,0 +1,76 @@
+// The worker as one object: its streams and its hub link, and the step that turns a FastCGI
+// socket handed over by libfcgi into a live event stream.
+import HeraldProtocol
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Owns the worker's streams and hub link.
+public final class WorkerCore: Sendable {
+    let configuration: WorkerConfiguration
+    let logger: Logger
+    let streams: StreamSet
+    /// The hub link (connected by running `HubLinkService`).
+    let link: HubLink
+
+    /// Creates the event loops and the registries; nothing is opened yet.
+    public init(configuration: WorkerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        streams = StreamSet(configuration: configuration, logger: logger)
+        link = HubLink(configuration: configuration, logger: logger, streams: streams)
+    }
+
+    /// Takes over a connected FastCGI socket whose request asked for a stream: writes the
+    /// headers and `retry` at once, registers it, and asks the hub where it starts.
+    /// Called on a libfcgi thread; from here on the socket belongs to the event loop.
+    func openStream(fd: Int32, requestID: UInt16, channels: [String], resume: EventID?) {
+        let (id, index) = streams.reserve()
+        let registry = streams.registries[index]
+        let prologue = FastCGIRecords.stdout(
+            requestID: requestID,
+            content: EventFormatter.prologue(
+                corsOrigin: configuration.corsOrigin, retryMilliseconds: configuration.retryMilliseconds))
+        let link = self.link
+        let logger = self.logger
+        ClientBootstrap(group: registry.eventLoop)
+            .channelOption(
+                .writeBufferWaterMark,
+                value: ChannelOptions.Types.WriteBufferWaterMark(
+                    low: configuration.maxQueuedBytes / 2, high: configuration.maxQueuedBytes)
+            )
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(StreamHandler(id: id, registry: registry.value))
+                }
+            }
+            .withConnectedSocket(NIOBSDSocket.Handle(fd))
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    guard channel.isActive else { return }
+                    registry.value.add(Subscriber(id: id, channel: channel, requestID: requestID, channels: channels))
+                    channel.writeAndFlush(prologue, promise: nil)
+                    link.subscribe(registry: index, stream: id, channels: channels, resume: resume)
+                case .failure(let error):
+                    logger.warning("could not take over a stream's socket", metadata: ["error": "\(error)"])
+                }
+            }
+    }
+
+    /// The worker's figures.
+    public func stats() -> EventLoopFuture<WorkerStats> {
+        let streams = self.streams
+        return link.stateName().flatMap { streams.stats(hubLink: $0) }
+    }
+
+    /// Ends every stream with a jittered `retry`, so clients reconnect (to another worker) spread out.
+    public func drainAll(retryMilliseconds: Int = 2000, jitterMilliseconds: Int = 5000) -> EventLoopFuture<Void> {
+        streams.drainAll(retryMilliseconds: retryMilliseconds, jitterMilliseconds: jitterMilliseconds)
+    }
+
+    /// Stops the event loops (after everything else has stopped).
+    public func shutdown() async throws {
+        try await streams.group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,82 @@
+// `herald-hub`: parses flags into a HubConfiguration, bootstraps logging, runs the hub service.
+import ArgumentParser
+import HeraldHub
+import HeraldProtocol
+import Logging
+import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@main
+struct HeraldHubCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "herald-hub",
+        abstract: "Orders every Herald event, keeps channel state, and broadcasts to the workers.")
+
+    @Option(help: "Unix socket the workers connect to.")
+    var workerSocket: String = "/run/herald/hub.sock"
+
+    @Option(help: "Permission bits of the worker socket, in octal.")
+    var workerSocketMode: String = "0660"
+
+    @Option(help: "Unix socket for heraldctl.")
+    var adminSocket: String = "/run/herald/admin.sock"
+
+    @Option(help: "Permission bits of the admin socket, in octal.")
+    var adminSocketMode: String = "0600"
+
+    @Option(
+        name: .customLong("admin-uid"),
+        help: "A user id allowed on the admin socket besides the hub's own user and root (repeatable).")
+    var adminUIDs: [UInt32] = []
+
+    @Option(help: "Largest event data or state document accepted, in bytes.")
+    var maxEventBytes: Int = 1 << 20
+
+    @Option(help: "How many channels one stream may subscribe to.")
+    var maxChannelsPerStream: Int = 16
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard parseOctalMode(workerSocketMode) != nil else {
+            throw ValidationError("--worker-socket-mode must be octal permission bits such as 0660")
+        }
+        guard parseOctalMode(adminSocketMode) != nil else {
+            throw ValidationError("--admin-socket-mode must be octal permission bits such as 0600")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard maxEventBytes > 0 else { throw ValidationError("--max-event-bytes must be positive") }
+        guard (1...1024).contains(maxChannelsPerStream) else {
+            throw ValidationError("--max-channels-per-stream must be 1 to 1024")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "herald.hub")
+        var configuration = HubConfiguration()
+        configuration.workerSocketPath = workerSocket
+        configuration.workerSocketMode = mode_t(parseOctalMode(workerSocketMode)!)
+        configuration.adminSocketPath = adminSocket
+        configuration.adminSocketMode = mode_t(parseOctalMode(adminSocketMode)!)
+        configuration.adminAllowedUIDs = Set(adminUIDs.map { uid_t($0) })
+        configuration.maxEventBytes = maxEventBytes
+        configuration.maxChannelsPerStream = maxChannelsPerStream
+
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: HubService(configuration: configuration, logger: logger))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}

@@ -1,0 +1,120 @@
+// `herald-worker`: parses flags and environment into a WorkerConfiguration, bootstraps
+// logging, initialises libfcgi, and runs the hub link and the FastCGI front.
+import ArgumentParser
+import Foundation
+import HeraldProtocol
+import HeraldWorker
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+@main
+struct HeraldWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "herald-worker",
+        abstract: "Serves Herald's event streams to nginx over FastCGI.",
+        discussion: "HTTP publishing is enabled by the environment variable HERALD_PUBLISH_TOKEN (the bearer token).")
+
+    @Option(help: "FastCGI unix socket nginx connects to.")
+    var socket: String = "/run/herald/worker.sock"
+
+    @Option(help: "Permission bits of the FastCGI socket, in octal.")
+    var socketMode: String = "0660"
+
+    @Option(help: "Group of the FastCGI socket (nginx's group); unchanged if omitted.")
+    var socketGroup: String?
+
+    @Option(help: "The hub's worker socket.")
+    var hub: String = "/run/herald/hub.sock"
+
+    @Option(help: "This worker's name in logs and stats (default: worker-<pid>).")
+    var id: String?
+
+    @Option(help: "Seconds between heartbeat comments on every stream.")
+    var heartbeat: Int = 15
+
+    @Option(help: "Reconnection time sent to clients at stream start, in milliseconds.")
+    var retry: Int = 2000
+
+    @Option(help: "Access-Control-Allow-Origin value.")
+    var corsOrigin: String = "*"
+
+    @Option(help: "Largest HTTP publish body, in bytes.")
+    var maxBody: Int = 64 * 1024
+
+    @Option(help: "How many channels one stream may ask for.")
+    var maxChannelsPerStream: Int = 16
+
+    @Option(help: "Bytes a stream may have waiting before its client is dropped as too slow.")
+    var maxQueuedBytes: Int = 1 << 20
+
+    @Option(help: "SwiftNIO event loops writing the streams.")
+    var eventLoops: Int = 1
+
+    @Option(help: "libfcgi threads reading requests.")
+    var acceptThreads: Int = 4
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard parseOctalMode(socketMode) != nil else {
+            throw ValidationError("--socket-mode must be octal permission bits such as 0660")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard heartbeat >= 1 else { throw ValidationError("--heartbeat must be at least 1 second") }
+        guard retry >= 0 else { throw ValidationError("--retry must not be negative") }
+        guard maxBody > 0, maxQueuedBytes >= 4096 else {
+            throw ValidationError("--max-body must be positive and --max-queued-bytes at least 4096")
+        }
+        guard (1...64).contains(eventLoops), (1...64).contains(acceptThreads) else {
+            throw ValidationError("--event-loops and --accept-threads must be 1 to 64")
+        }
+        guard (1...1024).contains(maxChannelsPerStream) else {
+            throw ValidationError("--max-channels-per-stream must be 1 to 1024")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var configuration = WorkerConfiguration()
+        configuration.workerID = id ?? "worker-\(ProcessInfo.processInfo.processIdentifier)"
+        configuration.socketPath = socket
+        configuration.socketMode = mode_t(parseOctalMode(socketMode)!)
+        configuration.socketGroup = socketGroup
+        configuration.hubSocketPath = hub
+        configuration.heartbeatInterval = .seconds(Int64(heartbeat))
+        configuration.retryMilliseconds = retry
+        configuration.corsOrigin = corsOrigin
+        configuration.publishToken = ProcessInfo.processInfo.environment["HERALD_PUBLISH_TOKEN"].flatMap {
+            $0.isEmpty ? nil : $0
+        }
+        configuration.maxBodyBytes = maxBody
+        configuration.maxChannelsPerStream = maxChannelsPerStream
+        configuration.maxQueuedBytes = maxQueuedBytes
+        configuration.eventLoops = eventLoops
+        configuration.acceptThreads = acceptThreads
+        var logger = Logger(label: "herald.worker")
+        logger[metadataKey: "worker.id"] = "\(configuration.workerID)"
+
+        FastCGIFront.initializeLibrary()
+        let core = WorkerCore(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: HubLinkService(core: core)), .init(service: FastCGIFront(core: core))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            try? await core.shutdown()
+            throw error
+        }
+        try await core.shutdown()
+    }
+}

@@ -1,0 +1,167 @@
+// A whole Herald for one test: deploy/run with the binaries this test build made, on a
+// temporary run dir and a free loopback port, stopped by PID when the test ends.
+import Foundation
+import HeraldProtocol
+import NIOCore
+import NIOPosix
+import Testing
+
+/// A running hub, workers and nginx, started through `deploy/run`.
+final class LiveStack: Sendable {
+    let port: Int
+    let runDirectory: String
+    let binDirectory: String
+    let publishToken: String?
+    private let process: ChildProcess
+
+    /// The repository root (this file is Tests/LiveTests/LiveStack.swift).
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// The directory with herald-hub, herald-worker and heraldctl: `HERALD_BIN_DIR`, or the
+    /// directory of this test binary (SwiftPM puts products beside it).
+    static var binDirectory: String {
+        if let configured = ProcessInfo.processInfo.environment["HERALD_BIN_DIR"], !configured.isEmpty {
+            return configured
+        }
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        // On Linux the test binary is .build/debug/HeraldPackageTests.xctest itself.
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("herald-hub").path), url.path != "/" {
+            url.deleteLastPathComponent()
+        }
+        return url.path
+    }
+
+    private init(port: Int, runDirectory: String, binDirectory: String, publishToken: String?, process: ChildProcess) {
+        self.port = port
+        self.runDirectory = runDirectory
+        self.binDirectory = binDirectory
+        self.publishToken = publishToken
+        self.process = process
+    }
+
+    /// Starts a stack and waits for its `Herald ready` line.
+    static func start(workers: Int = 2, publishToken: String? = "test-token", extraEnvironment: [String: String] = [:])
+        async throws -> LiveStack
+    {
+        let runDirectory = try makeTemporaryDirectory()
+        let port = try freePort()
+        var environment = ProcessInfo.processInfo.environment
+        environment["HERALD_BIN_DIR"] = binDirectory
+        environment["HERALD_RUN_DIR"] = runDirectory
+        environment["HERALD_PORT"] = "\(port)"
+        environment["HERALD_WORKERS"] = "\(workers)"
+        environment["HERALD_PUBLISH_TOKEN"] = publishToken ?? ""
+        environment["HERALD_STOP_WITH_PARENT"] = "1"
+        environment.merge(extraEnvironment) { $1 }
+        let process = try ChildProcess.spawn(
+            "/bin/bash", arguments: ["\(repositoryRoot)/deploy/run"], environment: environment,
+            errorLog: "\(runDirectory)/deploy-run.err")
+        let stack = LiveStack(
+            port: port, runDirectory: runDirectory, binDirectory: binDirectory, publishToken: publishToken,
+            process: process)
+        // Readiness: deploy/run prints its one stdout line once every piece accepts connections.
+        guard await process.waitForOutput(containing: "Herald ready: ") else {
+            let log = (try? String(contentsOfFile: "\(runDirectory)/deploy-run.err", encoding: .utf8)) ?? ""
+            await stack.stop()
+            throw LiveStackError("deploy/run did not become ready:\n\(log.suffix(3000))")
+        }
+        return stack
+    }
+
+    /// Stops deploy/run (which stops what it started, by PID) and waits for it.
+    func stop() async {
+        await process.stop()
+        try? FileManager.default.removeItem(atPath: runDirectory)
+    }
+
+    var adminSocket: String { "\(runDirectory)/admin.sock" }
+
+    /// The pid in a pid file of the run dir (`hub`, `worker-1`, `nginx`).
+    func pid(of component: String) -> Int32? {
+        (try? String(contentsOfFile: "\(runDirectory)/\(component).pid", encoding: .utf8))
+            .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Runs heraldctl against this stack; returns its exit status and standard output.
+    func heraldctl(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "\(binDirectory)/heraldctl")
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["HERALD_ADMIN_SOCKET"] = adminSocket
+        process.environment = environment
+        let output = Pipe()
+        let error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        let errorData = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (
+            process.terminationStatus, String(decoding: outputData, as: UTF8.self),
+            String(decoding: errorData, as: UTF8.self)
+        )
+    }
+
+    /// `heraldctl stats --json`, decoded.
+    func stats() throws -> HubStats {
+        let result = try heraldctl(["stats", "--json"])
+        guard result.status == 0,
+            let stats = WorkerStatsJSON.decodeHub(result.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        else {
+            throw LiveStackError("heraldctl stats failed: \(result.error)")
+        }
+        return stats
+    }
+
+    /// Polls `condition` until it holds or `seconds` pass: for state that settles asynchronously
+    /// (a closed client leaving the stats), never as a stand-in for a readiness signal.
+    func eventually(within seconds: Double = 10, _ condition: () throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try condition()
+    }
+
+    /// Runs `body` with a fresh stack and always stops it.
+    static func with<T>(workers: Int = 2, publishToken: String? = "test-token", _ body: (LiveStack) async throws -> T)
+        async throws -> T
+    {
+        let stack = try await start(workers: workers, publishToken: publishToken)
+        do {
+            let result = try await body(stack)
+            await stack.stop()
+            return result
+        } catch {
+            await stack.stop()
+            throw error
+        }
+    }
+
+    private static func makeTemporaryDirectory() throws -> String {
+        // Short, because unix socket paths are limited to about 100 bytes.
+        var template = Array("/tmp/herald-test.XXXXXX".utf8CString)
+        guard let pointer = mkdtemp(&template) else { throw LiveStackError("mkdtemp failed") }
+        return String(cString: pointer)
+    }
+
+    /// A loopback port nobody listens on right now.
+    static func freePort() throws -> Int {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
+        let port = channel.localAddress?.port ?? 0
+        try channel.close().wait()
+        return port
+    }
+}
+
+struct LiveStackError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
