@@ -68,6 +68,7 @@ let package = Package(
             name: "herald-hub",
             dependencies: [
                 "HeraldHub",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -3,6 +3,13 @@
 import HeraldProtocol
 import NIOCore
 
+/// What a command does with its connection: answer once, or keep it to follow events.
+enum AdminOutcome: Sendable {
+    case reply(AdminReply)
+    /// `ok`, then one line per event of the channel (all channels when nil) until the client leaves.
+    case follow(channel: String?)
+}
+
 /// One admin command.
 struct AdminCommand: Sendable {
     /// The first word of the request line.
@@ -12,7 +19,7 @@ struct AdminCommand: Sendable {
     /// One line on what it does.
     let summary: String
     /// Runs the command with the words after its name, on the hub's event loop.
-    let run: @Sendable (_ arguments: [String], _ core: HubCore) -> EventLoopFuture<AdminReply>
+    let run: @Sendable (_ arguments: [String], _ core: HubCore) throws -> EventLoopFuture<AdminOutcome>
 }
 
 /// Parsed `--flag value` and `--switch` options of an admin request.
@@ -42,6 +49,25 @@ struct AdminArguments {
             index += 1
         }
     }
+
+    /// Exactly `count` positional words, or a usage error.
+    func expect(_ count: Int) throws(AdminUsageError) -> [String] {
+        guard positional.count == count else {
+            throw AdminUsageError("expected \(count) argument\(count == 1 ? "" : "s"), got \(positional.count)")
+        }
+        return positional
+    }
+
+    /// A whole number option within `range`, or `defaultValue` when absent.
+    func number(_ name: String, default defaultValue: UInt32, in range: ClosedRange<UInt32>) throws(AdminUsageError)
+        -> UInt32
+    {
+        guard let text = options[name] else { return defaultValue }
+        guard let value = UInt32(text), range.contains(value) else {
+            throw AdminUsageError("--\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
 }
 
 /// A request whose arguments do not fit the command.
@@ -54,42 +80,114 @@ enum AdminCommands {
     /// Every command the admin socket knows, in the order `help` lists them.
     static let table: [AdminCommand] = [
         AdminCommand(
-            name: "publish", usage: "CHANNEL DATA [--event NAME]",
-            summary: "publish DATA on CHANNEL (event type NAME, default delta); replies with the event id",
+            name: "publish", usage: "CHANNEL DATA [--event NAME] [--merge]",
+            summary:
+                "publish DATA on CHANNEL (event type NAME, default delta); --merge applies DATA to the state as a JSON merge patch; replies with the event id",
             run: { words, core in
-                core.loop.makeCompletedFuture {
-                    let arguments = try AdminArguments(words, valued: ["event"])
-                    guard arguments.positional.count == 2 else {
-                        throw AdminUsageError("publish takes CHANNEL and DATA")
+                let arguments = try AdminArguments(words, valued: ["event"], switches: ["merge"])
+                let positional = try arguments.expect(2)
+                let request = PublishRequest(
+                    channel: positional[0], name: arguments.options["event"] ?? "delta", data: positional[1],
+                    merge: arguments.switches.contains("merge"))
+                let epoch = core.epoch
+                return core.publish(request).map { reply(for: $0, epoch: epoch) }
+            }),
+        AdminCommand(
+            name: "state", usage: "get CHANNEL | set CHANNEL JSON",
+            summary: "print a channel's state, or replace it (connected clients get it as a fresh init)",
+            run: { words, core in
+                let arguments = try AdminArguments(words)
+                switch arguments.positional.first {
+                case "get":
+                    let positional = try arguments.expect(2)
+                    return core.loop.makeSucceededFuture(.reply(.ok([core.visibleState(of: positional[1])])))
+                case "set":
+                    let positional = try arguments.expect(3)
+                    let epoch = core.epoch
+                    return core.setState(channel: positional[1], json: positional[2]).map {
+                        reply(for: $0, epoch: epoch)
                     }
-                    let request = PublishRequest(
-                        channel: arguments.positional[0], name: arguments.options["event"] ?? "delta",
-                        data: arguments.positional[1])
-                    switch core.publish(request) {
-                    case .accepted(let sequence):
-                        return .ok([EventID(epoch: core.epoch, sequence: sequence).description])
-                    case .refused(let reason):
-                        return .failure(reason)
-                    }
+                default:
+                    throw AdminUsageError("state takes get or set")
                 }
+            }),
+        AdminCommand(
+            name: "channels", usage: "[--json]",
+            summary: "every channel: last event id, state size, events in history",
+            run: { words, core in
+                let arguments = try AdminArguments(words, switches: ["json"])
+                _ = try arguments.expect(0)
+                let summaries = core.channelSummaries()
+                if arguments.switches.contains("json") {
+                    return core.loop.makeSucceededFuture(.reply(.ok([WorkerStatsJSON.encode(summaries)])))
+                }
+                let lines = summaries.map {
+                    "\($0.name): last \($0.lastEventId), state \($0.stateBytes) bytes, history \($0.historyEvents) events"
+                }
+                return core.loop.makeSucceededFuture(.reply(.ok(lines.isEmpty ? ["(no channels)"] : lines)))
+            }),
+        AdminCommand(
+            name: "workers", usage: "[--json]",
+            summary: "the connected workers: id, pid, streams, hub link",
+            run: { words, core in
+                let arguments = try AdminArguments(words, switches: ["json"])
+                _ = try arguments.expect(0)
+                return core.gatherStats().map { stats in
+                    if arguments.switches.contains("json") {
+                        return .reply(.ok([WorkerStatsJSON.encode(stats.workers)]))
+                    }
+                    let lines = stats.workers.map {
+                        "\($0.id): pid \($0.pid), streams \($0.streams), up \(Int($0.uptimeSeconds)) s, hub link \($0.hubLink)"
+                    }
+                    return .reply(.ok(lines.isEmpty ? ["(no workers)"] : lines))
+                }
+            }),
+        AdminCommand(
+            name: "tail", usage: "CHANNEL|*",
+            summary: "follow the events of CHANNEL (or * for all) live, one JSON line each, until you disconnect",
+            run: { words, core in
+                let positional = try AdminArguments(words).expect(1)
+                if positional[0] == "*" { return core.loop.makeSucceededFuture(.follow(channel: nil)) }
+                do {
+                    _ = try ChannelName(validating: positional[0])
+                } catch {
+                    return core.loop.makeSucceededFuture(.reply(.failure("\(error)")))
+                }
+                return core.loop.makeSucceededFuture(.follow(channel: positional[0]))
+            }),
+        AdminCommand(
+            name: "drain", usage: "[WORKER] [--retry MS] [--jitter MS]",
+            summary:
+                "end the streams of WORKER (or of all workers) with retry MS plus up to MS of jitter, so clients reconnect spread out",
+            run: { words, core in
+                let arguments = try AdminArguments(words, valued: ["retry", "jitter"])
+                guard arguments.positional.count <= 1 else {
+                    throw AdminUsageError("drain takes at most one worker id")
+                }
+                let retry = try arguments.number("retry", default: 2000, in: 0...600_000)
+                let jitter = try arguments.number("jitter", default: 5000, in: 0...600_000)
+                let worker = arguments.positional.first
+                let told = core.drain(workerID: worker, retryMilliseconds: retry, jitterMilliseconds: jitter)
+                if told.isEmpty {
+                    return core.loop.makeSucceededFuture(
+                        .reply(.failure(worker.map { "no connected worker \($0)" } ?? "no connected workers")))
+                }
+                return core.loop.makeSucceededFuture(.reply(.ok(told.map { "draining \($0)" })))
             }),
         AdminCommand(
             name: "stats", usage: "[--json]",
             summary: "the hub's figures and every connected worker's (streams, events, bytes, hub link)",
             run: { words, core in
-                do {
-                    let arguments = try AdminArguments(words, switches: ["json"])
-                    guard arguments.positional.isEmpty else { throw AdminUsageError("stats takes no arguments") }
-                    return core.gatherStats().map { (stats: HubStats) -> AdminReply in
-                        arguments.switches.contains("json") ? .ok([WorkerStatsJSON.encode(stats)]) : .ok(stats.lines)
-                    }
-                } catch {
-                    return core.loop.makeFailedFuture(error)
+                let arguments = try AdminArguments(words, switches: ["json"])
+                _ = try arguments.expect(0)
+                return core.gatherStats().map { stats in
+                    .reply(
+                        arguments.switches.contains("json") ? .ok([WorkerStatsJSON.encode(stats)]) : .ok(stats.lines))
                 }
             }),
         AdminCommand(
             name: "help", usage: "", summary: "list the commands",
-            run: { _, core in core.loop.makeSucceededFuture(.ok(helpLines)) }),
+            run: { _, core in core.loop.makeSucceededFuture(.reply(.ok(helpLines))) }),
     ]
 
     /// `help`'s text, generated from the table.
@@ -98,23 +196,35 @@ enum AdminCommands {
         return "\(head)  —  \(command.summary)"
     }
 
-    /// Runs one request line and gives the reply.
-    static func execute(line: String, core: HubCore) -> EventLoopFuture<AdminReply> {
+    /// The reply to a publish or state change: the event id, or the refusal.
+    static func reply(for result: PublishResult, epoch: Epoch) -> AdminOutcome {
+        switch result {
+        case .accepted(let sequence): return .reply(.ok([EventID(epoch: epoch, sequence: sequence).description]))
+        case .refused(let reason): return .reply(.failure(reason))
+        }
+    }
+
+    /// Runs one request line.
+    static func execute(line: String, core: HubCore) -> EventLoopFuture<AdminOutcome> {
         let words: [String]
         do {
             words = try AdminLine.split(line)
         } catch {
-            return core.loop.makeSucceededFuture(.failure(error.description))
+            return core.loop.makeSucceededFuture(.reply(.failure(error.description)))
         }
-        guard let name = words.first else { return core.loop.makeSucceededFuture(.failure("empty request; try help")) }
+        guard let name = words.first else {
+            return core.loop.makeSucceededFuture(.reply(.failure("empty request; try help")))
+        }
         guard let command = table.first(where: { $0.name == name }) else {
-            return core.loop.makeSucceededFuture(.failure("unknown command \(AdminLine.quote(name)); try help"))
+            return core.loop.makeSucceededFuture(.reply(.failure("unknown command \(AdminLine.quote(name)); try help")))
         }
-        return command.run(Array(words.dropFirst()), core).flatMapErrorThrowing { error in
-            if let usage = error as? AdminUsageError {
-                return .failure("\(usage.message) (usage: \(command.name) \(command.usage))")
-            }
-            return .failure("\(error)")
+        let usage = "usage: \(command.name) \(command.usage)"
+        do {
+            return try command.run(Array(words.dropFirst()), core)
+        } catch let error as AdminUsageError {
+            return core.loop.makeSucceededFuture(.reply(.failure("\(error.message) (\(usage))")))
+        } catch {
+            return core.loop.makeSucceededFuture(.reply(.failure("\(error)")))
         }
     }
 }

@@ -23,6 +23,8 @@ final class AdminSessionHandler: ChannelInboundHandler {
     private let allowedUIDs: Set<uid_t>
     /// Completes when the previous request's reply is written, so replies keep request order.
     private var previous: EventLoopFuture<Bool>?
+    /// Set by `tail`: from then on the connection receives events and its input is ignored.
+    private var following = false
 
     init(core: HubCore, allowedUIDs: Set<uid_t>) {
         self.core = core
@@ -55,16 +57,31 @@ final class AdminSessionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !following else { return }  // a tail connection only listens
         let line = unwrapInboundIn(data)
         let core = self.core
         let start = previous ?? context.eventLoop.makeSucceededFuture(true)
         previous = start.assumeIsolated().flatMap { authorized in
-            guard authorized else { return core.loop.makeSucceededFuture(false) }
-            return AdminCommands.execute(line: line, core: core).assumeIsolated().map { reply in
-                self.write(reply, context: context)
+            guard authorized, !self.following else { return core.loop.makeSucceededFuture(false) }
+            return AdminCommands.execute(line: line, core: core).assumeIsolated().map { outcome in
+                switch outcome {
+                case .reply(let reply):
+                    self.write(reply, context: context)
+                case .follow(let channel):
+                    self.following = true
+                    var buffer = context.channel.allocator.buffer(capacity: 4)
+                    buffer.writeString("ok\n")
+                    context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+                    core.follow(channelName: channel, channel: context.channel)
+                }
                 return true
             }.nonisolated()
         }.nonisolated()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if following { core.unfollow(channel: context.channel) }
+        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -23,6 +23,19 @@ public struct HubConfiguration: Sendable {
     public var maxChannelsPerStream: Int = 16
     /// How long `stats` waits for the workers' figures.
     public var statsTimeout: TimeAmount = .seconds(1)
+    /// `--data-dir`: where the journal lives; nil keeps everything in memory only (lost on restart).
+    public var dataDirectory: String?
+    /// `--fsync`: when journal writes are forced to disk (see `FsyncPolicy`).
+    public var fsyncPolicy: FsyncPolicy = .batch
+    /// `--fsync-interval-ms`: with `batch`, the longest wait before an fsync.
+    public var fsyncInterval: TimeAmount = .milliseconds(5)
+    /// `--history-events`: events kept for resume and for workers that reconnect.
+    public var historyEvents: Int = 10_000
+    /// `--history-bytes`: bytes of events kept (whichever bound is reached first applies).
+    public var historyBytes: Int = 16 << 20
+    /// `--snapshot-bytes`: a snapshot is written (and older segments deleted) once the current
+    /// journal segment reaches this size, which bounds restart time.
+    public var snapshotBytes: Int = 16 << 20
 
     public init() {}
 }

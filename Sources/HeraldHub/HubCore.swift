@@ -1,20 +1,11 @@
-// The hub's single source of truth: the epoch, the global sequence, every channel's state,
-// and the connected workers. It lives on one event loop; every method runs there.
+// The hub's single source of truth at run time: it orders publishes, journals them, makes them
+// visible (history, workers, acknowledgements) once durable, answers subscriptions with the
+// state or the missed events, and keeps the workers and tail followers. It lives on one event
+// loop; every method runs there.
 import HeraldProtocol
 import Logging
 import NIOCore
-
-#if canImport(Glibc)
-    import Glibc
-#endif
-
-/// One channel as the hub keeps it.
-struct ChannelRecord {
-    /// The channel's state document (JSON text); `{}` until set.
-    var state: String = "{}"
-    /// The sequence number of the channel's last event.
-    var lastSequence: UInt64 = 0
-}
+import NIOPosix
 
 /// A worker connected over the hub link, after its `hello`.
 final class WorkerSession {
@@ -29,84 +20,307 @@ final class WorkerSession {
     }
 }
 
+/// An admin connection following the events of one channel (or all, for `*`).
+struct TailFollower {
+    let channelName: String?
+    let channel: Channel
+}
+
 /// Orders events and answers subscriptions. Not thread-safe by design: owned by `loop`.
 final class HubCore {
     let loop: EventLoop
     let configuration: HubConfiguration
     let logger: Logger
     let startedAt = NIODeadline.now()
+    private let threadPool: NIOThreadPool
 
-    private(set) var epoch: Epoch
-    private(set) var sequence: UInt64 = 0
+    private(set) var state: HubState
+    /// The last sequence delivered to workers and acknowledged.
+    private(set) var visibleSequence: UInt64 = 0
     private(set) var eventsPublished: UInt64 = 0
-    private var channels: [String: ChannelRecord] = [:]
+    private var journal: Journal?
+    private var pending = CircularBuffer<PendingEvent>()
+    private var fsyncInFlight = false
+    private var fsyncScheduled = false
+    private var snapshotInFlight = false
     private var workers: [ObjectIdentifier: WorkerSession] = [:]
+    private var tails: [ObjectIdentifier: TailFollower] = [:]
     private var nextRequestID: UInt64 = 1
     private var pendingStats: [UInt64: StatsGathering] = [:]
 
-    init(loop: EventLoop, configuration: HubConfiguration, logger: Logger, epoch: Epoch = .random()) {
+    /// A written event waiting for its fsync before it becomes visible.
+    struct PendingEvent {
+        let record: JournalRecord
+        let stateText: String?
+        let promise: EventLoopPromise<PublishResult>?
+    }
+
+    /// Opens the journal (if configured) and rebuilds the state it holds.
+    init(loop: EventLoop, configuration: HubConfiguration, logger: Logger, threadPool: NIOThreadPool) throws {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
-        self.epoch = epoch
+        self.threadPool = threadPool
+        let history = HistoryRing(maximumEvents: configuration.historyEvents, maximumBytes: configuration.historyBytes)
+        guard let directory = configuration.dataDirectory else {
+            state = HubState(epoch: .random(), history: history, maxEventBytes: configuration.maxEventBytes)
+            logger.warning("no --data-dir: events and state live in memory only and are lost when the hub stops")
+            return
+        }
+        let (journal, recovered) = try Journal.open(directory: directory, logger: logger)
+        self.journal = journal
+        state = HubState(epoch: recovered.epoch, history: history, maxEventBytes: configuration.maxEventBytes)
+        if let snapshot = recovered.snapshot {
+            state.sequence = snapshot.sequence
+            var droppedByChannel: [String: UInt64] = [:]
+            for channel in snapshot.channels {
+                let value = (try? JSONValue(parsing: channel.state)) ?? .object(JSONObject())
+                state.channels[channel.name] = ChannelState(
+                    state: value, visibleState: channel.state, visibleSequence: channel.visibleSequence)
+                if channel.lastDropped > 0 { droppedByChannel[channel.name] = channel.lastDropped }
+            }
+            state.history.restore(lastDropped: snapshot.lastDropped, lastDroppedByChannel: droppedByChannel)
+            for event in snapshot.history { state.history.append(event) }
+        }
+        for record in recovered.records {
+            state.apply(record)
+            state.makeVisible(
+                record,
+                stateText: record.kind == .message ? nil : state.channels[record.event.channel]?.state.serialized)
+        }
+        visibleSequence = state.sequence
+        logger.info(
+            recovered.created ? "journal created" : "journal recovered",
+            metadata: [
+                "journal.directory": "\(directory)", "hub.epoch": "\(state.epoch)", "hub.sequence": "\(state.sequence)",
+                "hub.channels": "\(state.channels.count)", "journal.replayed": "\(recovered.records.count)",
+            ])
     }
 
-    var channelCount: Int { channels.count }
+    var epoch: Epoch { state.epoch }
     var workerSessions: [WorkerSession] { Array(workers.values) }
 
     // MARK: Publishing
 
-    /// Validates, orders and broadcasts one event. Returns its sequence number or why it was refused.
-    func publish(_ request: PublishRequest) -> PublishResult {
+    /// Validates, orders and journals one event; the future completes once it is durable and
+    /// delivered to the workers, with its sequence number or why it was refused.
+    func publish(_ request: PublishRequest) -> EventLoopFuture<PublishResult> {
         loop.preconditionInEventLoop()
-        if let refusal = PublishRules.refusal(for: request, maxDataBytes: configuration.maxEventBytes) {
-            return .refused(refusal)
-        }
-        if request.merge {
-            return .refused("merge publishing needs channel state support, which this hub does not have yet")
-        }
-        sequence += 1
-        eventsPublished += 1
-        channels[request.channel, default: ChannelRecord()].lastSequence = sequence
-        let event = HubEvent(sequence: sequence, channel: request.channel, name: request.name, data: request.data)
-        broadcast(.event(event))
-        return .accepted(sequence: sequence)
+        return commit(state.prepare(request))
     }
 
-    /// Writes one frame to every worker, encoded once.
-    private func broadcast(_ frame: HubFrame) {
-        guard !workers.isEmpty else { return }
-        var buffer = ByteBufferAllocator().buffer(capacity: 64)
-        frame.encode(into: &buffer)
-        for session in workers.values {
-            session.channel.writeAndFlush(buffer, promise: nil)
+    /// Replaces a channel's state; connected clients get it as a fresh `init`.
+    func setState(channel: String, json: String) -> EventLoopFuture<PublishResult> {
+        loop.preconditionInEventLoop()
+        return commit(state.prepareSet(channel: channel, json: json))
+    }
+
+    private func commit(_ prepared: Result<(JournalRecord, JSONValue?), PublishRefusal>) -> EventLoopFuture<
+        PublishResult
+    > {
+        let record: JournalRecord
+        let newState: JSONValue?
+        switch prepared {
+        case .failure(let refusal): return loop.makeSucceededFuture(.refused(refusal.message))
+        case .success(let value): (record, newState) = value
         }
+        do {
+            try journal?.append(record)
+        } catch {
+            logger.error("journal write failed; publish refused", metadata: ["error": "\(error)"])
+            return loop.makeSucceededFuture(.refused("the hub could not write its journal: \(error)"))
+        }
+        state.apply(record, newState: newState)
+        eventsPublished += 1
+        let promise = loop.makePromise(of: PublishResult.self)
+        pending.append(PendingEvent(record: record, stateText: newState?.serialized, promise: promise))
+        advanceDurability()
+        return promise.futureResult
+    }
+
+    /// Moves written events towards visibility according to the fsync policy.
+    private func advanceDurability() {
+        guard !pending.isEmpty else { return }
+        guard let journal, configuration.fsyncPolicy != .off else {
+            makeVisible(through: state.sequence)
+            return
+        }
+        guard !fsyncInFlight else { return }  // its completion starts the next one
+        if configuration.fsyncPolicy == .batch {
+            guard !fsyncScheduled else { return }
+            fsyncScheduled = true
+            let core = NIOLoopBound(self, eventLoop: loop)
+            loop.scheduleTask(in: configuration.fsyncInterval) {
+                core.value.fsyncScheduled = false
+                core.value.startFsync()
+            }
+            return
+        }
+        _ = journal
+        startFsync()
+    }
+
+    private func startFsync() {
+        guard !fsyncInFlight, !pending.isEmpty, let journal else { return }
+        fsyncInFlight = true
+        let target = state.sequence
+        let fd = journal.duplicateDescriptor()
+        let core = NIOLoopBound(self, eventLoop: loop)
+        threadPool.runIfActive(eventLoop: loop) { () -> Int32 in
+            defer { close(fd) }
+            return fsync(fd)
+        }.whenComplete { result in
+            let core = core.value
+            core.fsyncInFlight = false
+            if case .success(let status) = result, status != 0 {
+                core.logger.error(
+                    "journal fsync failed; events stay acknowledged only once written", metadata: ["errno": "\(status)"]
+                )
+            }
+            core.makeVisible(through: target)
+            core.advanceDurability()
+        }
+    }
+
+    /// Delivers every pending event up to `sequence`: history, workers, tail followers, acknowledgement.
+    private func makeVisible(through sequence: UInt64) {
+        var batch = ByteBufferAllocator().buffer(capacity: 256)
+        var tailLines: [(String, String)] = []
+        var promises: [(EventLoopPromise<PublishResult>, UInt64)] = []
+        while let first = pending.first, first.record.event.sequence <= sequence {
+            pending.removeFirst()
+            state.makeVisible(first.record, stateText: first.stateText)
+            visibleSequence = first.record.event.sequence
+            HubFrame.event(first.record.event).encode(into: &batch)
+            if !tails.isEmpty { tailLines.append((first.record.event.channel, tailLine(first.record.event))) }
+            if let promise = first.promise { promises.append((promise, first.record.event.sequence)) }
+        }
+        if batch.readableBytes > 0 {
+            for session in workers.values { session.channel.writeAndFlush(batch, promise: nil) }
+        }
+        for (channelName, line) in tailLines {
+            for follower in tails.values where follower.channelName == nil || follower.channelName == channelName {
+                follower.channel.writeAndFlush(ByteBuffer(string: line + "\n"), promise: nil)
+            }
+        }
+        for (promise, sequence) in promises { promise.succeed(.accepted(sequence: sequence)) }
+        maybeSnapshot()
+    }
+
+    /// Once the segment is large, starts a new one and writes a snapshot that replaces the old ones.
+    private func maybeSnapshot() {
+        guard let journal, !snapshotInFlight, !fsyncInFlight, journal.segmentBytes >= configuration.snapshotBytes else {
+            return
+        }
+        let closed: Int
+        do {
+            closed = try journal.rotate(sync: configuration.fsyncPolicy != .off)
+        } catch {
+            logger.error("journal rotation failed", metadata: ["error": "\(error)"])
+            return
+        }
+        // Written but not yet visible events are in the closed segment: keep them in the snapshot's history.
+        var history = Array(state.history.events)
+        history.append(contentsOf: pending.map(\.record.event))
+        let snapshot = JournalSnapshot(
+            epoch: state.epoch.rawValue, sequence: state.sequence, lastDropped: state.history.lastDropped,
+            channels: state.channels.map { name, channel in
+                .init(
+                    name: name, state: channel.state.serialized, visibleSequence: channel.visibleSequence,
+                    lastDropped: state.history.lastDroppedByChannel[name] ?? 0)
+            }, history: history)
+        snapshotInFlight = true
+        let directory = journal.directory
+        let core = NIOLoopBound(self, eventLoop: loop)
+        let started = NIODeadline.now()
+        threadPool.runIfActive(eventLoop: loop) {
+            try Journal.writeSnapshot(snapshot, directory: directory, closedSegment: closed)
+        }.whenComplete { result in
+            let core = core.value
+            core.snapshotInFlight = false
+            switch result {
+            case .success:
+                core.logger.info(
+                    "journal snapshot written",
+                    metadata: [
+                        "hub.sequence": "\(snapshot.sequence)", "journal.historyEvents": "\(snapshot.history.count)",
+                        "journal.milliseconds": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
+                    ])
+            case .failure(let error):
+                core.logger.error("journal snapshot failed; segments are kept", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Forces written events to disk (on shutdown).
+    func flushJournal() {
+        guard let journal else { return }
+        let fd = journal.duplicateDescriptor()
+        fsync(fd)
+        close(fd)
+        makeVisible(through: state.sequence)
     }
 
     // MARK: Subscriptions
 
-    /// Where a new stream on `channelNames` starts: the state of each channel as of now.
+    /// Where a new stream on `channelNames` starts. With `resumeAfter` > 0 (an id of this
+    /// epoch), channels whose events after it are all in history get exactly those; the others
+    /// (and every channel of a fresh stream) start from their state as of now.
     func subscribe(request: UInt64, channelNames: [String], resumeAfter: UInt64) -> HubFrame {
         loop.preconditionInEventLoop()
         guard !channelNames.isEmpty, channelNames.count <= configuration.maxChannelsPerStream else {
             return .failure(message: "a stream takes 1 to \(configuration.maxChannelsPerStream) channels")
         }
+        var replayChannels = Set<String>()
         var snapshots: [ChannelSnapshot] = []
         for name in channelNames {
-            // Unknown channels are not created here: a subscriber must not be able to grow the hub.
-            snapshots.append(ChannelSnapshot(channel: name, state: channels[name]?.state ?? "{}"))
+            if resumeAfter > 0, resumeAfter <= visibleSequence, state.history.covers(channel: name, after: resumeAfter)
+            {
+                replayChannels.insert(name)
+            } else {
+                // Unknown channels are not created here: a subscriber must not be able to grow the hub.
+                snapshots.append(ChannelSnapshot(channel: name, state: state.channels[name]?.visibleState ?? "{}"))
+            }
         }
-        return .subscribed(request: request, sequence: sequence, replay: [], snapshots: snapshots)
+        let replay = replayChannels.isEmpty ? [] : state.history.events(after: resumeAfter, channels: replayChannels)
+        return .subscribed(request: request, sequence: visibleSequence, replay: replay, snapshots: snapshots)
     }
 
     // MARK: Workers
 
-    /// Registers a worker after its `hello`; returns the `welcome` to send.
-    func workerJoined(_ session: WorkerSession) -> HubFrame {
+    /// Registers a worker after its `hello`: sends `welcome` and the events it missed, or asks
+    /// it to subscribe its streams again when they cannot be replayed.
+    func workerJoined(_ session: WorkerSession, epoch workerEpoch: String, lastSequence: UInt64) {
         loop.preconditionInEventLoop()
         workers[ObjectIdentifier(session.channel)] = session
-        logger.info("worker connected", metadata: ["worker.id": "\(session.id)", "hub.workers": "\(workers.count)"])
-        return .welcome(epoch: epoch.rawValue, sequence: sequence)
+        let sameHistory = workerEpoch == state.epoch.rawValue && lastSequence <= visibleSequence
+        let canReplay = sameHistory && state.history.coversAll(after: lastSequence)
+        let fresh = workerEpoch.isEmpty
+        var buffer = session.channel.allocator.buffer(capacity: 64)
+        HubFrame.welcome(epoch: state.epoch.rawValue, sequence: visibleSequence, resnapshot: !fresh && !canReplay)
+            .encode(into: &buffer)
+        var missed = 0
+        if canReplay {
+            for event in state.history.events(after: lastSequence) {
+                HubFrame.event(event).encode(into: &buffer)
+                missed += 1
+            }
+        }
+        session.channel.writeAndFlush(buffer, promise: nil)
+        if !fresh, workerEpoch == state.epoch.rawValue, lastSequence > visibleSequence {
+            logger.error(
+                "a worker has delivered events this hub does not have (journal tail lost?); its streams start over",
+                metadata: [
+                    "worker.id": "\(session.id)", "worker.lastSequence": "\(lastSequence)",
+                    "hub.sequence": "\(visibleSequence)",
+                ])
+        }
+        logger.info(
+            "worker connected",
+            metadata: [
+                "worker.id": "\(session.id)", "hub.workers": "\(workers.count)", "worker.replayed": "\(missed)",
+                "worker.resnapshot": "\(!fresh && !canReplay)",
+            ])
     }
 
     /// Forgets a worker whose link closed.
@@ -119,6 +333,56 @@ final class HubCore {
         }
     }
 
+    /// Tells the named workers (all when `workerID` is nil) to drain their streams. Returns the
+    /// ids of the workers told.
+    func drain(workerID: String?, retryMilliseconds: UInt32, jitterMilliseconds: UInt32) -> [String] {
+        var told: [String] = []
+        for session in workers.values where workerID == nil || session.id == workerID {
+            var buffer = session.channel.allocator.buffer(capacity: 16)
+            HubFrame.drain(retryMilliseconds: retryMilliseconds, jitterMilliseconds: jitterMilliseconds).encode(
+                into: &buffer)
+            session.channel.writeAndFlush(buffer, promise: nil)
+            told.append(session.id)
+        }
+        return told.sorted()
+    }
+
+    // MARK: Tail followers
+
+    /// Starts sending every visible event of `channelName` (all channels when nil) to `channel`.
+    func follow(channelName: String?, channel: Channel) {
+        tails[ObjectIdentifier(channel)] = TailFollower(channelName: channelName, channel: channel)
+    }
+
+    func unfollow(channel: Channel) {
+        tails[ObjectIdentifier(channel)] = nil
+    }
+
+    /// One line of JSON per event, as `tail` prints it.
+    private func tailLine(_ event: HubEvent) -> String {
+        "{\"id\":\(JSONValue.quoted(EventID(epoch: state.epoch, sequence: event.sequence).description)),"
+            + "\"channel\":\(JSONValue.quoted(event.channel)),\"event\":\(JSONValue.quoted(event.name)),"
+            + "\"data\":\(JSONValue.quoted(event.data))}"
+    }
+
+    // MARK: Channels
+
+    /// Every channel with its last sequence, state size and events in history.
+    func channelSummaries() -> [ChannelSummary] {
+        let counts = state.history.countsByChannel
+        return state.channels.keys.sorted().map { name in
+            let channel = state.channels[name]!
+            return ChannelSummary(
+                name: name, lastEventId: EventID(epoch: state.epoch, sequence: channel.visibleSequence).description,
+                stateBytes: channel.visibleState.utf8.count, historyEvents: counts[name] ?? 0)
+        }
+    }
+
+    /// The state of `channel` as subscribers get it now.
+    func visibleState(of channel: String) -> String {
+        state.channels[channel]?.visibleState ?? "{}"
+    }
+
     // MARK: Stats
 
     /// The hub's figures and those of every worker that answers within the stats timeout.
@@ -129,7 +393,9 @@ final class HubCore {
         let promise = loop.makePromise(of: HubStats.self)
         let gathering = StatsGathering(promise: promise, waitingFor: Set(workers.keys))
         pendingStats[request] = gathering
-        broadcast(.statsRequest(request: request))
+        var buffer = ByteBufferAllocator().buffer(capacity: 16)
+        HubFrame.statsRequest(request: request).encode(into: &buffer)
+        for session in workers.values { session.channel.writeAndFlush(buffer, promise: nil) }
         let core = NIOLoopBound(self, eventLoop: loop)
         loop.scheduleTask(in: configuration.statsTimeout) { core.value.finish(request) }
         finishIfComplete(request)
@@ -156,11 +422,20 @@ final class HubCore {
         guard let gathering = pendingStats.removeValue(forKey: request) else { return }
         let workers = gathering.replies.sorted { $0.id < $1.id }
         let stats = HubStats(
-            epoch: epoch.rawValue, sequence: sequence, channels: channels.count, eventsPublished: eventsPublished,
+            epoch: state.epoch.rawValue, sequence: visibleSequence, channels: state.channels.count,
+            eventsPublished: eventsPublished,
             uptimeSeconds: Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9,
             streams: workers.reduce(0) { $0 + $1.streams }, workers: workers)
         gathering.promise.succeed(stats)
     }
+}
+
+/// One line of `channels`.
+struct ChannelSummary: Codable, Sendable {
+    var name: String
+    var lastEventId: String
+    var stateBytes: Int
+    var historyEvents: Int
 }
 
 /// A stats request waiting for workers' answers.
@@ -174,3 +449,7 @@ final class StatsGathering {
         self.waitingFor = waitingFor
     }
 }
+
+#if canImport(Glibc)
+    import Glibc
+#endif

@@ -26,15 +26,27 @@ public struct HubService: Service {
         // One loop owns everything: ordering needs no locks and fan-out needs no hops.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
+        // fsync and snapshots block: they run here, never on the loop.
+        let threadPool = NIOThreadPool(numberOfThreads: 2)
+        threadPool.start()
         let configuration = self.configuration
         let logger = self.logger
-        let core = try await loop.submit {
-            NIOLoopBound(HubCore(loop: loop, configuration: configuration, logger: logger), eventLoop: loop)
-        }.get()
+        let core: NIOLoopBound<HubCore>
+        do {
+            core = try await loop.submit {
+                NIOLoopBound(
+                    try HubCore(loop: loop, configuration: configuration, logger: logger, threadPool: threadPool),
+                    eventLoop: loop)
+            }.get()
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            try await group.shutdownGracefully()
+            throw error
+        }
 
         var servers: [(Channel, String)] = []
         do {
-            let workerFD = try UnixListener.listen(
+            let workerFD: Int32 = try UnixListener.listen(
                 path: configuration.workerSocketPath, mode: configuration.workerSocketMode)
             let workerServer = try await ServerBootstrap(group: group)
                 .childChannelInitializer { channel in
@@ -46,7 +58,7 @@ public struct HubService: Service {
                 .withBoundSocket(workerFD).get()
             servers.append((workerServer, configuration.workerSocketPath))
 
-            let adminFD = try UnixListener.listen(
+            let adminFD: Int32 = try UnixListener.listen(
                 path: configuration.adminSocketPath, mode: configuration.adminSocketMode)
             let allowed = configuration.adminAllowedUIDs.union([getuid(), 0])
             let maximumLine = configuration.maxEventBytes + 4096
@@ -73,10 +85,14 @@ public struct HubService: Service {
             logger.info("hub stopping")
         } catch {
             await Self.close(servers)
+            try? await threadPool.shutdownGracefully()
             try await group.shutdownGracefully()
             throw error
         }
         await Self.close(servers)
+        // Every accepted event was written before it was acknowledged; this makes it durable.
+        try? await loop.submit { core.value.flushJournal() }.get()
+        try? await threadPool.shutdownGracefully()
         try await group.shutdownGracefully()
     }
 

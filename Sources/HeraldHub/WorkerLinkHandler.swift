@@ -19,7 +19,7 @@ final class WorkerLinkHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         guard workerID != nil else {
-            guard case .hello(let version, let id, _, _) = frame else {
+            guard case .hello(let version, let id, let epoch, let lastSequence) = frame else {
                 refuse(context: context, "the first frame on the hub link must be hello")
                 return
             }
@@ -30,17 +30,22 @@ final class WorkerLinkHandler: ChannelInboundHandler {
                 return
             }
             workerID = id
-            send(core.workerJoined(WorkerSession(id: id, channel: context.channel)), context: context)
+            core.workerJoined(WorkerSession(id: id, channel: context.channel), epoch: epoch, lastSequence: lastSequence)
             return
         }
         switch frame {
         case .subscribe(let request, let channels, let resumeAfter):
             send(core.subscribe(request: request, channelNames: channels, resumeAfter: resumeAfter), context: context)
         case .publish(let request, let publish):
-            send(.published(request: request, core.publish(publish)), context: context)
+            let channel = context.channel
+            core.publish(publish).whenSuccess { result in
+                var buffer = channel.allocator.buffer(capacity: 32)
+                HubFrame.published(request: request, result).encode(into: &buffer)
+                channel.writeAndFlush(buffer, promise: nil)
+            }
         case .statsReply(let request, let json):
             core.statsArrived(request: request, from: context.channel, json: json)
-        case .hello, .welcome, .subscribed, .event, .published, .statsRequest, .failure:
+        case .hello, .welcome, .subscribed, .event, .published, .statsRequest, .failure, .drain:
             refuse(context: context, "unexpected frame from a worker: \(frame.kindName)")
         }
     }
@@ -85,6 +90,7 @@ extension HubFrame {
         case .statsRequest: "statsRequest"
         case .statsReply: "statsReply"
         case .failure: "failure"
+        case .drain: "drain"
         }
     }
 }

@@ -63,8 +63,10 @@ public struct ChannelSnapshot: Sendable, Equatable {
 public enum HubFrame: Sendable, Equatable {
     /// Worker → hub, first frame: who it is and the last sequence of `epoch` it delivered (0: none).
     case hello(version: UInt16, workerID: String, epoch: String, lastSequence: UInt64)
-    /// Hub → worker, answer to `hello`: the hub's epoch and current sequence.
-    case welcome(epoch: String, sequence: UInt64)
+    /// Hub → worker, answer to `hello`: the hub's epoch and current sequence. Missed events
+    /// follow as `event` frames; with `resnapshot` the hub cannot replay them (history lost or
+    /// too old), and the worker must subscribe its streams again.
+    case welcome(epoch: String, sequence: UInt64, resnapshot: Bool)
     /// Worker → hub: a new stream wants these channels, resuming after `resumeAfter` (0: fresh).
     case subscribe(request: UInt64, channels: [String], resumeAfter: UInt64)
     /// Hub → worker, answer to `subscribe`, ordered among the events: `replay` holds the missed
@@ -80,6 +82,9 @@ public enum HubFrame: Sendable, Equatable {
     case statsRequest(request: UInt64)
     /// Worker → hub: the worker's figures as a JSON object.
     case statsReply(request: UInt64, json: String)
+    /// Hub → worker: end every stream with `retry` of `retryMilliseconds` plus up to
+    /// `jitterMilliseconds`, so clients reconnect spread out (to another worker).
+    case drain(retryMilliseconds: UInt32, jitterMilliseconds: UInt32)
     /// Hub → worker: refused or malformed input; the link is closed after it.
     case failure(message: String)
 

@@ -26,7 +26,8 @@ public enum HubFrameError: Error, Equatable, CustomStringConvertible {
 
 extension HubFrame {
     enum Kind: UInt8 {
-        case hello = 1, welcome, subscribe, subscribed, event, publish, published, statsRequest, statsReply, failure
+        case hello = 1, welcome, subscribe, subscribed, event, publish, published, statsRequest, statsReply, failure,
+            drain
     }
 
     /// Appends the whole frame, length prefix included.
@@ -41,10 +42,11 @@ extension HubFrame {
             buffer.writeLengthPrefixedString(workerID)
             buffer.writeLengthPrefixedString(epoch)
             buffer.writeInteger(lastSequence)
-        case .welcome(let epoch, let sequence):
+        case .welcome(let epoch, let sequence, let resnapshot):
             buffer.writeInteger(Kind.welcome.rawValue)
             buffer.writeLengthPrefixedString(epoch)
             buffer.writeInteger(sequence)
+            buffer.writeInteger(UInt8(resnapshot ? 1 : 0))
         case .subscribe(let request, let channels, let resumeAfter):
             buffer.writeInteger(Kind.subscribe.rawValue)
             buffer.writeInteger(request)
@@ -93,6 +95,10 @@ extension HubFrame {
         case .failure(let message):
             buffer.writeInteger(Kind.failure.rawValue)
             buffer.writeLengthPrefixedString(message)
+        case .drain(let retry, let jitter):
+            buffer.writeInteger(Kind.drain.rawValue)
+            buffer.writeInteger(retry)
+            buffer.writeInteger(jitter)
         }
         buffer.setInteger(UInt32(buffer.writerIndex - start), at: lengthIndex)
     }
@@ -110,7 +116,7 @@ extension HubFrame {
                 version: try reader.integer(), workerID: try reader.string(), epoch: try reader.string(),
                 lastSequence: try reader.integer())
         case .welcome:
-            frame = .welcome(epoch: try reader.string(), sequence: try reader.integer())
+            frame = .welcome(epoch: try reader.string(), sequence: try reader.integer(), resnapshot: try reader.flag())
         case .subscribe:
             let request: UInt64 = try reader.integer()
             let count = try reader.count()
@@ -149,6 +155,8 @@ extension HubFrame {
             frame = .statsReply(request: try reader.integer(), json: try reader.string())
         case .failure:
             frame = .failure(message: try reader.string())
+        case .drain:
+            frame = .drain(retryMilliseconds: try reader.integer(), jitterMilliseconds: try reader.integer())
         }
         if reader.buffer.readableBytes != 0 {
             throw .trailingBytes(type: rawType, count: reader.buffer.readableBytes)
@@ -158,31 +166,39 @@ extension HubFrame {
     }
 }
 
-/// Reads fields of one frame body, turning every short read into `HubFrameError.truncated`.
-private struct FieldReader {
-    var buffer: ByteBuffer
-    let type: UInt8
+/// Reads the fields of one frame body (or journal record), turning every short read into
+/// `HubFrameError.truncated`.
+public struct FieldReader {
+    /// What is left to read.
+    public var buffer: ByteBuffer
+    /// The frame or record type, for error messages.
+    public let type: UInt8
 
-    mutating func integer<T: FixedWidthInteger>() throws(HubFrameError) -> T {
+    public init(buffer: ByteBuffer, type: UInt8) {
+        self.buffer = buffer
+        self.type = type
+    }
+
+    public mutating func integer<T: FixedWidthInteger>() throws(HubFrameError) -> T {
         guard let value = buffer.readInteger(as: T.self) else { throw .truncated(type: type) }
         return value
     }
 
     /// A one-byte flag: 0 or 1, anything else is malformed.
-    mutating func flag() throws(HubFrameError) -> Bool {
+    public mutating func flag() throws(HubFrameError) -> Bool {
         let value: UInt8 = try integer()
         guard value <= 1 else { throw .invalidFlag(type: type, value: value) }
         return value == 1
     }
 
-    mutating func count() throws(HubFrameError) -> Int {
+    public mutating func count() throws(HubFrameError) -> Int {
         let count: UInt32 = try integer()
         // Every listed item takes at least four bytes: a count larger than that is a lie.
         guard Int(count) <= buffer.readableBytes / 4 else { throw .truncated(type: type) }
         return Int(count)
     }
 
-    mutating func string() throws(HubFrameError) -> String {
+    public mutating func string() throws(HubFrameError) -> String {
         let length: UInt32 = try integer()
         guard let bytes = buffer.readSlice(length: Int(length)) else { throw .truncated(type: type) }
         guard let text = try? bytes.getUTF8ValidatedString(at: bytes.readerIndex, length: bytes.readableBytes) else {
@@ -191,20 +207,22 @@ private struct FieldReader {
         return text
     }
 
-    mutating func event() throws(HubFrameError) -> HubEvent {
+    public mutating func event() throws(HubFrameError) -> HubEvent {
         HubEvent(sequence: try integer(), channel: try string(), name: try string(), data: try string())
     }
 }
 
 extension ByteBuffer {
-    fileprivate mutating func writeLengthPrefixedString(_ text: String) {
+    /// Writes a string as the hub link does: 4-byte big-endian length, then UTF-8.
+    public mutating func writeLengthPrefixedString(_ text: String) {
         let lengthIndex = writerIndex
         writeInteger(UInt32(0))
         let written = writeString(text)
         setInteger(UInt32(written), at: lengthIndex)
     }
 
-    fileprivate mutating func writeHubEvent(_ event: HubEvent) {
+    /// Writes an event's fields as the hub link does.
+    public mutating func writeHubEvent(_ event: HubEvent) {
         writeInteger(event.sequence)
         writeLengthPrefixedString(event.channel)
         writeLengthPrefixedString(event.name)

@@ -10,6 +10,10 @@ struct FormattedEvent: Sendable {
     let sequence: UInt64
     /// The channel it belongs to.
     let channel: String
+    /// The SSE id (`epoch-sequence`), the event type and the data, for long-poll answers.
+    let id: String
+    let name: String
+    let data: String
     /// SSE text for a stream on this channel alone (`event: delta`).
     let single: ByteBuffer
     /// SSE text for a stream on several channels (`event: <channel>:delta`).
@@ -34,7 +38,9 @@ enum EventFormatter {
         let single = sse(id: id, event: event.name, data: event.data)
         let multi = sse(id: id, event: "\(event.channel):\(event.name)", data: event.data)
         return FormattedEvent(
-            sequence: event.sequence, channel: event.channel, single: single, multi: multi,
+            sequence: event.sequence, channel: event.channel, id: id, name: event.name, data: event.data,
+            single: single,
+            multi: multi,
             singleRecord: FastCGIRecords.stdout(requestID: 1, content: single),
             multiRecord: FastCGIRecords.stdout(requestID: 1, content: multi))
     }

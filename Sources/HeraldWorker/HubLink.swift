@@ -103,24 +103,36 @@ final class HubLink: Sendable {
     func received(_ frame: HubFrame, batch: inout [FormattedEvent]) {
         let state = self.state.value
         switch frame {
-        case .welcome(let epochText, let sequence):
+        case .welcome(let epochText, let sequence, let resnapshot):
             guard let epoch = Epoch(epochText) else {
                 logger.error("hub sent an invalid epoch; closing the link", metadata: ["hub.epoch": "\(epochText)"])
                 state.channel?.close(promise: nil)
                 return
             }
-            if let previous = state.epoch, previous != epoch {
+            let previous = state.epoch
+            let epochChanged = previous != nil && previous != epoch
+            if epochChanged {
                 logger.warning(
-                    "hub epoch changed: its history was lost",
-                    metadata: ["hub.epoch": "\(epoch)", "hub.previousEpoch": "\(previous)"])
+                    "hub epoch changed: its history was lost; every stream starts over with a fresh init",
+                    metadata: ["hub.epoch": "\(epoch)", "hub.previousEpoch": "\(previous!)"])
             }
+            let lastSequence = state.lastSequence
             state.epoch = epoch
-            state.lastSequence = sequence
             state.phase = .live
+            if resnapshot || epochChanged {
+                // The missed events will not come: every open stream subscribes again.
+                state.lastSequence = sequence
+                let resume = previous.map { EventID(epoch: $0, sequence: lastSequence) }
+                streams.dispatch(batch)
+                batch.removeAll()
+                resubscribeAll(resume: epochChanged ? nil : resume)
+            }
+            // Otherwise the hub sends the missed events next, as ordinary event frames.
             logger.info(
                 "hub link live",
                 metadata: [
                     "hub.epoch": "\(epoch)", "hub.sequence": "\(sequence)",
+                    "hub.resnapshot": "\(resnapshot || epochChanged)",
                     "hub.pendingSubscribes": "\(state.subscribes.count)",
                 ])
             for (request, pending) in state.subscribes.sorted(by: { $0.key < $1.key }) {
@@ -144,6 +156,13 @@ final class HubLink: Sendable {
             streams.stats(hubLink: state.phase.rawValue).whenSuccess { [self] stats in
                 self.send(.statsReply(request: request, json: WorkerStatsJSON.encode(stats)))
             }
+        case .drain(let retry, let jitter):
+            logger.notice(
+                "draining every stream at the hub's request",
+                metadata: ["drain.retry": "\(retry)", "drain.jitter": "\(jitter)"])
+            streams.dispatch(batch)
+            batch.removeAll()
+            _ = streams.drainAll(retryMilliseconds: Int(retry), jitterMilliseconds: Int(jitter))
         case .failure(let message):
             logger.error("hub refused this worker", metadata: ["hub.message": "\(message)"])
             state.channel?.close(promise: nil)
@@ -206,12 +225,22 @@ final class HubLink: Sendable {
         }
     }
 
-    private func subscribeFrame(_ request: UInt64, _ pending: HubLinkState.PendingSubscribe) -> HubFrame {
-        let state = self.state.value
-        var resumeAfter: UInt64 = 0
-        if let resume = pending.resume, resume.epoch == state.epoch, resume.sequence <= state.lastSequence {
-            resumeAfter = resume.sequence
+    /// Marks every stream as waiting and subscribes each again, resuming after `resume`.
+    private func resubscribeAll(resume: EventID?) {
+        for (index, registry) in streams.registries.enumerated() {
+            registry.eventLoop.submit { registry.value.awaitAll() }.whenSuccess { [self] open in
+                for stream in open {
+                    subscribe(registry: index, stream: stream.id, channels: stream.channels, resume: resume)
+                }
+            }
         }
+    }
+
+    private func subscribeFrame(_ request: UInt64, _ pending: HubLinkState.PendingSubscribe) -> HubFrame {
+        // An id of another epoch means nothing here: a fresh start. The hub checks the rest
+        // (newer than its history, or too old for it) and answers with a fresh init then too.
+        var resumeAfter: UInt64 = 0
+        if let resume = pending.resume, resume.epoch == state.value.epoch { resumeAfter = resume.sequence }
         return .subscribe(request: request, channels: pending.channels, resumeAfter: resumeAfter)
     }
 

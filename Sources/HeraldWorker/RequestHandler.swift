@@ -40,18 +40,26 @@ struct RequestHandler {
         case .publish(let channel, let event, let merge):
             connection.respond(publish(connection, channel: channel, event: event, merge: merge).cgi(corsOrigin: cors))
         case .stream(let channels, let resume):
-            // Read STDIN to its end so libfcgi's buffer holds nothing the event loop would miss.
-            guard connection.readBody(limit: Self.maxStreamRequestBody) != nil else {
-                connection.respond(HTTPResponse.text(413, "a stream request carries no body").cgi(corsOrigin: cors))
-                return
-            }
-            let requestID = connection.requestID
-            let fd = connection.detachSocket()
-            guard fd >= 0 else { return }
-            // A garbage id is treated as absent: the client gets a fresh init, never an error.
-            core.openStream(
-                fd: fd, requestID: requestID, channels: channels, resume: resume.flatMap { EventID(parsing: $0) })
+            handOver(connection, channels: channels, resume: resume, kind: .stream)
+        case .poll(let channels, let resume):
+            handOver(connection, channels: channels, resume: resume, kind: .poll)
         }
+    }
+
+    /// Gives a stream or long poll to the event loops.
+    private func handOver(_ connection: FastCGIConnection, channels: [String], resume: String?, kind: Subscriber.Kind) {
+        // Read STDIN to its end so libfcgi's buffer holds nothing the event loop would miss.
+        guard connection.readBody(limit: Self.maxStreamRequestBody) != nil else {
+            let response = HTTPResponse.text(413, "a stream request carries no body")
+            connection.respond(response.cgi(corsOrigin: core.configuration.corsOrigin))
+            return
+        }
+        let requestID = connection.requestID
+        let fd = connection.detachSocket()
+        guard fd >= 0 else { return }
+        // A garbage id is treated as absent: the client gets a fresh init, never an error.
+        let resumeID = resume.flatMap { EventID(parsing: $0) }
+        core.openStream(fd: fd, requestID: requestID, channels: channels, resume: resumeID, kind: kind)
     }
 
     private func publish(_ connection: FastCGIConnection, channel: String, event: String, merge: Bool) -> HTTPResponse {

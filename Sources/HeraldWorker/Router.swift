@@ -44,6 +44,8 @@ struct HTTPResponse: Sendable, Equatable {
 enum Route: Sendable, Equatable {
     /// An event stream on these channels, resuming after `resume` if given.
     case stream(channels: [String], resume: String?)
+    /// A long poll: the events after `resume` as JSON, or the next one, or none after a while.
+    case poll(channels: [String], resume: String?)
     /// A CORS preflight.
     case preflight
     /// An HTTP publish whose body is still to be read.
@@ -71,7 +73,14 @@ struct Router: Sendable {
         let path = head.path
         if path == "/stream" || path.hasPrefix("/stream/") {
             guard head.method == "GET" else { return .reject(methodNotAllowed("GET, OPTIONS")) }
-            return streamRoute(head)
+            return subscriptionRoute(head, prefix: "/stream")
+        }
+        if path == "/poll" || path.hasPrefix("/poll/") {
+            guard head.method == "GET" else { return .reject(methodNotAllowed("GET, OPTIONS")) }
+            switch subscriptionRoute(head, prefix: "/poll") {
+            case .stream(let channels, let resume): return .poll(channels: channels, resume: resume)
+            case let other: return other
+            }
         }
         if path == "/publish" || path.hasPrefix("/publish/") {
             return publishRoute(head)
@@ -83,15 +92,16 @@ struct Router: Sendable {
         return .reject(.text(404, "no such path: \(path.prefix(200)) (try /stream/<channel>)"))
     }
 
-    private func streamRoute(_ head: RequestHead) -> Route {
+    /// The channels and resume id of a `/stream` or `/poll` request.
+    private func subscriptionRoute(_ head: RequestHead, prefix: String) -> Route {
         var channels: [String]
-        if head.path == "/stream" || head.path == "/stream/" {
+        if head.path == prefix || head.path == prefix + "/" {
             channels = head.queryValues("channel")
             if channels.isEmpty {
-                return .reject(.text(400, "missing channel: use /stream/<channel> or /stream?channel=a&channel=b"))
+                return .reject(.text(400, "missing channel: use \(prefix)/<channel> or \(prefix)?channel=a&channel=b"))
             }
         } else {
-            channels = [String(head.path.dropFirst("/stream/".count))]
+            channels = [String(head.path.dropFirst(prefix.count + 1))]
         }
         var seen = Set<String>()
         channels = channels.filter { seen.insert($0).inserted }

@@ -1,26 +1,40 @@
-// The open streams of one event loop: who listens on which channel, delivery of formatted
-// events with one flush per stream per batch, heartbeats, slow-client eviction and draining.
-// Owned by its event loop; every method runs there.
+// The open streams and long polls of one event loop: who listens on which channel, delivery of
+// formatted events with one flush per stream per batch, heartbeats, slow-client eviction and
+// draining. Owned by its event loop; every method runs there.
 import HeraldProtocol
 import Logging
 import NIOCore
 import SSE
 
-/// One open event stream.
+/// One open event stream or waiting long poll.
 final class Subscriber {
+    enum Kind {
+        /// An SSE stream: prologue written, events follow until the client leaves.
+        case stream
+        /// A long poll: one JSON answer, then the request ends.
+        case poll
+    }
+
     let id: UInt64
     let channel: Channel
     let requestID: UInt16
     let channels: [String]
+    let kind: Kind
     var multiChannel: Bool { channels.count > 1 }
-    /// Until the hub's `subscribed` arrives, events are already part of the coming init.
+    /// Until the hub's `subscribed` arrives, events are already part of the coming start.
     var awaitingStart = true
+    /// The last sequence this subscriber received: anything not newer is skipped.
+    var lastSequence: UInt64 = 0
+    /// For a poll: the id to answer with when nothing arrives.
+    var resumeID: EventID?
+    var timeout: Scheduled<Void>?
 
-    init(id: UInt64, channel: Channel, requestID: UInt16, channels: [String]) {
+    init(id: UInt64, channel: Channel, requestID: UInt16, channels: [String], kind: Kind) {
         self.id = id
         self.channel = channel
         self.requestID = requestID
         self.channels = channels
+        self.kind = kind
     }
 }
 
@@ -42,31 +56,67 @@ final class StreamRegistry {
         self.maxQueuedBytes = maxQueuedBytes
     }
 
-    var count: Int { streams.count }
+    /// Open streams (long polls not counted).
+    var count: Int { streams.values.count { $0.kind == .stream } }
 
     /// Open streams per channel.
-    var countsByChannel: [String: Int] { byChannel.mapValues(\.count) }
+    var countsByChannel: [String: Int] {
+        byChannel.compactMapValues { listeners in
+            let count = listeners.values.count { $0.kind == .stream }
+            return count == 0 ? nil : count
+        }
+    }
 
-    /// Registers a stream whose prologue was just written.
-    func add(_ subscriber: Subscriber) {
+    /// Registers a stream whose prologue was just written, or a poll (which ends after `pollTimeout`).
+    func add(_ subscriber: Subscriber, pollTimeout: TimeAmount? = nil) {
         streams[subscriber.id] = subscriber
         for name in subscriber.channels { byChannel[name, default: [:]][subscriber.id] = subscriber }
+        if let pollTimeout {
+            let registry = NIOLoopBound(self, eventLoop: eventLoop)
+            let id = subscriber.id
+            subscriber.timeout = eventLoop.scheduleTask(in: pollTimeout) {
+                guard let subscriber = registry.value.streams[id] else { return }
+                registry.value.answerPoll(subscriber, entries: [], epoch: nil)
+            }
+        }
     }
 
     /// Forgets a stream (its connection closed). Safe to call twice.
     func remove(_ id: UInt64) {
         guard let subscriber = streams.removeValue(forKey: id) else { return }
+        subscriber.timeout?.cancel()
         for name in subscriber.channels {
             byChannel[name]?[id] = nil
             if byChannel[name]?.isEmpty == true { byChannel[name] = nil }
         }
     }
 
-    /// The hub answered a stream's subscription: write the missed events and the inits, then go live.
+    /// Every stream waits for a new start (the hub lost or cannot replay what it missed).
+    /// Returns the streams to subscribe again.
+    func awaitAll() -> [(id: UInt64, channels: [String])] {
+        streams.values.map { subscriber in
+            subscriber.awaitingStart = true
+            return (subscriber.id, subscriber.channels)
+        }
+    }
+
+    /// The hub answered a subscription: write the missed events and the inits, then go live.
     func start(_ id: UInt64, epoch: Epoch, sequence: UInt64, replay: [FormattedEvent], snapshots: [ChannelSnapshot]) {
         guard let subscriber = streams[id], subscriber.awaitingStart else { return }
         subscriber.awaitingStart = false
-        for event in replay {
+        if subscriber.kind == .poll {
+            var entries = replay.filter { $0.sequence > subscriber.lastSequence }.map {
+                PollEntry(event: $0, multiChannel: subscriber.multiChannel)
+            }
+            entries += snapshots.map {
+                PollEntry(initOf: $0, sequence: sequence, epoch: epoch, multiChannel: subscriber.multiChannel)
+            }
+            subscriber.lastSequence = max(subscriber.lastSequence, sequence)
+            subscriber.resumeID = EventID(epoch: epoch, sequence: subscriber.lastSequence)
+            if !entries.isEmpty { answerPoll(subscriber, entries: entries, epoch: epoch) }
+            return
+        }
+        for event in replay where event.sequence > subscriber.lastSequence {
             write(event.record(requestID: subscriber.requestID, multiChannel: subscriber.multiChannel), to: subscriber)
         }
         for snapshot in snapshots {
@@ -75,20 +125,31 @@ final class StreamRegistry {
                 multiChannel: subscriber.multiChannel)
             write(FastCGIRecords.stdout(requestID: subscriber.requestID, content: sse), to: subscriber)
         }
+        subscriber.lastSequence = max(subscriber.lastSequence, sequence)
         subscriber.channel.flush()
     }
 
-    /// Writes a batch of events to every live stream on their channels, flushing each stream once.
+    /// Writes a batch of events to every live stream on their channels, flushing each stream
+    /// once, and answers the long polls waiting on them.
     func deliver(_ events: [FormattedEvent]) {
         var touched: [UInt64: Subscriber] = [:]
+        var polls: [UInt64: (Subscriber, [PollEntry])] = [:]
         for event in events {
             guard let listeners = byChannel[event.channel] else { continue }
-            for subscriber in listeners.values where !subscriber.awaitingStart {
+            for subscriber in listeners.values
+            where !subscriber.awaitingStart && event.sequence > subscriber.lastSequence {
+                subscriber.lastSequence = event.sequence
+                if subscriber.kind == .poll {
+                    polls[subscriber.id, default: (subscriber, [])].1.append(
+                        PollEntry(event: event, multiChannel: subscriber.multiChannel))
+                    continue
+                }
                 let bytes = event.record(requestID: subscriber.requestID, multiChannel: subscriber.multiChannel)
                 if write(bytes, to: subscriber) { touched[subscriber.id] = subscriber }
             }
         }
         for subscriber in touched.values { subscriber.channel.flush() }
+        for (subscriber, entries) in polls.values { answerPoll(subscriber, entries: entries, epoch: nil) }
     }
 
     /// Writes `bytes` unless the stream is too far behind, in which case it is closed.
@@ -113,6 +174,32 @@ final class StreamRegistry {
         return true
     }
 
+    /// Ends a long poll with `entries` (possibly none) as its JSON answer.
+    private func answerPoll(_ subscriber: Subscriber, entries: [PollEntry], epoch: Epoch?) {
+        remove(subscriber.id)  // first: ending the request completes writes at once and would re-enter
+        var lastEventID = subscriber.resumeID?.description
+        if let last = entries.last { lastEventID = last.id }
+        var body = ByteBufferAllocator().buffer(capacity: 256)
+        body.writeString("Status: 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n")
+        body.writeString("Access-Control-Allow-Origin: \(corsOrigin)\r\n\r\n")
+        body.writeString("{\"events\":[")
+        for (index, entry) in entries.enumerated() {
+            if index > 0 { body.writeString(",") }
+            body.writeString(entry.json)
+        }
+        body.writeString("],\"lastEventId\":\(lastEventID.map(JSONValue.quoted) ?? "null")}\n")
+        var bytes = FastCGIRecords.stdout(requestID: subscriber.requestID, content: body)
+        var end = FastCGIRecords.end(requestID: subscriber.requestID)
+        bytes.writeBuffer(&end)
+        eventsSent += UInt64(entries.count)
+        bytesSent += UInt64(bytes.readableBytes)
+        let channel = subscriber.channel
+        channel.writeAndFlush(bytes).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    /// The CORS origin polls answer with (streams carry it in their prologue).
+    var corsOrigin = "*"
+
     /// Starts the heartbeat: a `: ping` comment on every stream every `interval`.
     func startHeartbeat(every interval: TimeAmount) {
         let registry = NIOLoopBound(self, eventLoop: eventLoop)
@@ -123,7 +210,7 @@ final class StreamRegistry {
 
     private func sendHeartbeat() {
         var records: [UInt16: ByteBuffer] = [:]
-        for subscriber in Array(streams.values) {
+        for subscriber in Array(streams.values) where subscriber.kind == .stream {
             let record =
                 records[subscriber.requestID]
                 ?? FastCGIRecords.stdout(requestID: subscriber.requestID, content: EventFormatter.ping)
@@ -133,23 +220,52 @@ final class StreamRegistry {
     }
 
     /// Ends every stream: a `retry` of `retryMilliseconds` plus up to `jitterMilliseconds` so
-    /// clients do not come back all at once, then the end of the FastCGI response.
+    /// clients do not come back all at once, then the end of the FastCGI response. Waiting
+    /// polls are answered with no events.
     func drain(retryMilliseconds: Int, jitterMilliseconds: Int) -> EventLoopFuture<Void> {
-        heartbeat?.cancel()
-        heartbeat = nil
         let subscribers = Array(streams.values)
         // Remove first: ending a stream completes writes at once and would re-enter the registry.
         for subscriber in subscribers { remove(subscriber.id) }
         var closes: [EventLoopFuture<Void>] = []
         for subscriber in subscribers {
+            if subscriber.kind == .poll {
+                answerPoll(subscriber, entries: [], epoch: nil)
+                continue
+            }
             let retry = retryMilliseconds + Int.random(in: 0...max(0, jitterMilliseconds))
-            var bytes = ByteBuffer(bytes: SSEEncoder.retry(milliseconds: retry))
-            bytes = FastCGIRecords.stdout(requestID: subscriber.requestID, content: bytes)
+            var bytes = FastCGIRecords.stdout(
+                requestID: subscriber.requestID, content: ByteBuffer(bytes: SSEEncoder.retry(milliseconds: retry)))
             var end = FastCGIRecords.end(requestID: subscriber.requestID)
             bytes.writeBuffer(&end)
             let channel = subscriber.channel
             closes.append(channel.writeAndFlush(bytes).flatMap { channel.close() }.recover { _ in })
         }
         return EventLoopFuture.andAllComplete(closes, on: eventLoop)
+    }
+
+    /// Stops the heartbeat (on shutdown).
+    func stopHeartbeat() {
+        heartbeat?.cancel()
+        heartbeat = nil
+    }
+}
+
+/// One event in a long-poll answer.
+struct PollEntry {
+    let id: String
+    let json: String
+
+    init(event: FormattedEvent, multiChannel: Bool) {
+        id = event.id
+        let name = multiChannel ? "\(event.channel):\(event.name)" : event.name
+        json =
+            "{\"id\":\(JSONValue.quoted(event.id)),\"event\":\(JSONValue.quoted(name)),\"data\":\(JSONValue.quoted(event.data))}"
+    }
+
+    init(initOf snapshot: ChannelSnapshot, sequence: UInt64, epoch: Epoch, multiChannel: Bool) {
+        id = EventID(epoch: epoch, sequence: sequence).description
+        let name = multiChannel ? "\(snapshot.channel):init" : "init"
+        json =
+            "{\"id\":\(JSONValue.quoted(id)),\"event\":\(JSONValue.quoted(name)),\"data\":\(JSONValue.quoted(snapshot.state))}"
     }
 }

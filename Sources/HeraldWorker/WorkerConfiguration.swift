@@ -36,6 +36,8 @@ public struct WorkerConfiguration: Sendable {
     public var eventLoops: Int = 1
     /// `--accept-threads`: libfcgi threads reading requests.
     public var acceptThreads: Int = 4
+    /// `--poll-timeout`: how long `GET /poll/…` waits for an event before answering with none.
+    public var pollTimeout: TimeAmount = .seconds(25)
     /// How long an HTTP publish waits for the hub's answer.
     public var publishTimeout: TimeAmount = .seconds(5)
 

@@ -21,10 +21,11 @@ public final class WorkerCore: Sendable {
         link = HubLink(configuration: configuration, logger: logger, streams: streams)
     }
 
-    /// Takes over a connected FastCGI socket whose request asked for a stream: writes the
-    /// headers and `retry` at once, registers it, and asks the hub where it starts.
-    /// Called on a libfcgi thread; from here on the socket belongs to the event loop.
-    func openStream(fd: Int32, requestID: UInt16, channels: [String], resume: EventID?) {
+    /// Takes over a connected FastCGI socket whose request asked for a stream (or a long poll):
+    /// writes a stream's headers and `retry` at once, registers it, and asks the hub where it
+    /// starts. Called on a libfcgi thread; from here on the socket belongs to the event loop.
+    func openStream(fd: Int32, requestID: UInt16, channels: [String], resume: EventID?, kind: Subscriber.Kind = .stream)
+    {
         let (id, index) = streams.reserve()
         let registry = streams.registries[index]
         let prologue = FastCGIRecords.stdout(
@@ -33,6 +34,7 @@ public final class WorkerCore: Sendable {
                 corsOrigin: configuration.corsOrigin, retryMilliseconds: configuration.retryMilliseconds))
         let link = self.link
         let logger = self.logger
+        let pollTimeout = configuration.pollTimeout
         ClientBootstrap(group: registry.eventLoop)
             .channelOption(
                 .writeBufferWaterMark,
@@ -49,8 +51,15 @@ public final class WorkerCore: Sendable {
                 switch result {
                 case .success(let channel):
                     guard channel.isActive else { return }
-                    registry.value.add(Subscriber(id: id, channel: channel, requestID: requestID, channels: channels))
-                    channel.writeAndFlush(prologue, promise: nil)
+                    let subscriber = Subscriber(
+                        id: id, channel: channel, requestID: requestID, channels: channels, kind: kind)
+                    if kind == .poll {
+                        subscriber.resumeID = resume
+                        registry.value.add(subscriber, pollTimeout: pollTimeout)
+                    } else {
+                        registry.value.add(subscriber)
+                        channel.writeAndFlush(prologue, promise: nil)
+                    }
                     link.subscribe(registry: index, stream: id, channels: channels, resume: resume)
                 case .failure(let error):
                     logger.warning("could not take over a stream's socket", metadata: ["error": "\(error)"])

@@ -3,6 +3,7 @@ import ArgumentParser
 import HeraldHub
 import HeraldProtocol
 import Logging
+import NIOCore
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -38,6 +39,24 @@ struct HeraldHubCommand: AsyncParsableCommand {
     @Option(help: "How many channels one stream may subscribe to.")
     var maxChannelsPerStream: Int = 16
 
+    @Option(help: "Directory of the journal (events, state, epoch); without it everything is in memory only.")
+    var dataDir: String?
+
+    @Option(help: "When journal writes are forced to disk: always, batch or off.")
+    var fsync: String = "batch"
+
+    @Option(help: "With --fsync batch, the longest wait before an fsync, in milliseconds.")
+    var fsyncIntervalMs: Int = 5
+
+    @Option(help: "Events kept in history for resume and for reconnecting workers.")
+    var historyEvents: Int = 10_000
+
+    @Option(help: "Bytes of events kept in history.")
+    var historyBytes: Int = 16 << 20
+
+    @Option(help: "Journal segment size that triggers a snapshot (bounds restart time), in bytes.")
+    var snapshotBytes: Int = 16 << 20
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -71,6 +90,12 @@ struct HeraldHubCommand: AsyncParsableCommand {
         configuration.adminAllowedUIDs = Set(adminUIDs.map { uid_t($0) })
         configuration.maxEventBytes = maxEventBytes
         configuration.maxChannelsPerStream = maxChannelsPerStream
+        configuration.dataDirectory = dataDir
+        configuration.fsyncPolicy = FsyncPolicy(rawValue: fsync) ?? .batch
+        configuration.fsyncInterval = .milliseconds(Int64(fsyncIntervalMs))
+        configuration.historyEvents = historyEvents
+        configuration.historyBytes = historyBytes
+        configuration.snapshotBytes = snapshotBytes
 
         let group = ServiceGroup(
             configuration: .init(

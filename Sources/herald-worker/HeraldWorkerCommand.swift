@@ -48,6 +48,9 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
     @Option(help: "Bytes a stream may have waiting before its client is dropped as too slow.")
     var maxQueuedBytes: Int = 1 << 20
 
+    @Option(help: "Seconds GET /poll waits for an event before answering with none.")
+    var pollTimeout: Int = 25
+
     @Option(help: "SwiftNIO event loops writing the streams.")
     var eventLoops: Int = 1
 
@@ -63,6 +66,9 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard heartbeat >= 1 else { throw ValidationError("--heartbeat must be at least 1 second") }
+        guard (1...3600).contains(pollTimeout) else {
+            throw ValidationError("--poll-timeout must be 1 to 3600 seconds")
+        }
         guard retry >= 0 else { throw ValidationError("--retry must not be negative") }
         guard maxBody > 0, maxQueuedBytes >= 4096 else {
             throw ValidationError("--max-body must be positive and --max-queued-bytes at least 4096")
@@ -97,6 +103,7 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         configuration.maxBodyBytes = maxBody
         configuration.maxChannelsPerStream = maxChannelsPerStream
         configuration.maxQueuedBytes = maxQueuedBytes
+        configuration.pollTimeout = .seconds(Int64(pollTimeout))
         configuration.eventLoops = eventLoops
         configuration.acceptThreads = acceptThreads
         var logger = Logger(label: "herald.worker")

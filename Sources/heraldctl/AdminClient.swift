@@ -20,8 +20,8 @@ struct AdminClient {
         self.fd = fd
     }
 
-    /// Sends one request and reads its reply (up to the empty line that ends it).
-    func request(_ words: [String]) throws(AdminClientError) -> AdminReply {
+    /// Sends one request line.
+    func send(_ words: [String]) throws(AdminClientError) {
         let line = AdminLine.join(words) + "\n"
         var bytes = Array(line.utf8)
         var offset = 0
@@ -32,6 +32,11 @@ struct AdminClient {
             }
             offset += written
         }
+    }
+
+    /// Sends one request and reads its reply (up to the empty line that ends it).
+    func request(_ words: [String]) throws(AdminClientError) -> AdminReply {
+        try send(words)
         var lines: [String] = []
         var reader = LineReader(fd: fd)
         while let text = reader.next() {

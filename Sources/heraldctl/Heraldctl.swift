@@ -8,7 +8,9 @@ struct Heraldctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "heraldctl",
         abstract: "Publish to and inspect a Herald hub through its admin socket.",
-        subcommands: [Publish.self, Stats.self, Raw.self])
+        subcommands: [
+            Publish.self, State.self, Channels.self, Workers.self, Stats.self, Tail.self, Drain.self, Raw.self,
+        ])
 }
 
 /// Where the admin socket is: `--socket`, else `HERALD_ADMIN_SOCKET`, else the default.
@@ -22,15 +24,16 @@ struct SocketOption: ParsableArguments {
 
     /// Sends `words`, prints the reply's lines, and fails with the hub's message on an error reply.
     func run(_ words: [String]) throws {
+        let reply: AdminReply
         do {
             let client = try AdminClient(path: path)
             defer { client.close() }
-            let reply = try client.request(words)
-            for line in reply.lines { print(line) }
-            if let error = reply.error { throw HubRefusal(message: error) }
-        } catch let error as AdminClientError {
+            reply = try client.request(words)
+        } catch {
             throw HubRefusal(message: error.description)
         }
+        for line in reply.lines { print(line) }
+        if let error = reply.error { throw HubRefusal(message: error) }
     }
 }
 
@@ -38,6 +41,12 @@ struct SocketOption: ParsableArguments {
 struct HubRefusal: Error, CustomStringConvertible {
     let message: String
     var description: String { message }
+}
+
+/// `--json` for the listings.
+struct JSONFlag: ParsableArguments {
+    @Flag(help: "One line of JSON instead of text.") var json = false
+    var words: [String] { json ? ["--json"] : [] }
 }
 
 extension Heraldctl {
@@ -48,22 +57,102 @@ extension Heraldctl {
         @Argument(help: "The channel.") var channel: String
         @Argument(help: "The event data (any text; JSON by convention).") var data: String
         @Option(help: "The SSE event type (default: delta).") var event: String?
+        @Flag(help: "Apply DATA (a JSON object) to the channel's state as a JSON merge patch (RFC 7386).") var merge =
+            false
 
         func run() throws {
             var words = ["publish", channel, data]
             if let event { words += ["--event", event] }
+            if merge { words.append("--merge") }
             try connection.run(words)
         }
     }
 
+    struct State: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Read or replace a channel's state.", subcommands: [Get.self, Set.self])
+
+        struct Get: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Print the state of CHANNEL (JSON).")
+            @OptionGroup var connection: SocketOption
+            @Argument(help: "The channel.") var channel: String
+            func run() throws { try connection.run(["state", "get", channel]) }
+        }
+
+        struct Set: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract:
+                    "Replace the state of CHANNEL with JSON; connected clients get a fresh init. Prints the event id.")
+            @OptionGroup var connection: SocketOption
+            @Argument(help: "The channel.") var channel: String
+            @Argument(help: "The new state, a JSON document.") var json: String
+            func run() throws { try connection.run(["state", "set", channel, json]) }
+        }
+    }
+
+    struct Channels: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every channel: last event id, state size, events in history.")
+        @OptionGroup var connection: SocketOption
+        @OptionGroup var format: JSONFlag
+        func run() throws { try connection.run(["channels"] + format.words) }
+    }
+
+    struct Workers: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The connected workers.")
+        @OptionGroup var connection: SocketOption
+        @OptionGroup var format: JSONFlag
+        func run() throws { try connection.run(["workers"] + format.words) }
+    }
+
     struct Stats: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The hub's figures and every connected worker's.")
-
         @OptionGroup var connection: SocketOption
-        @Flag(help: "One line of JSON instead of text.") var json = false
+        @OptionGroup var format: JSONFlag
+        func run() throws { try connection.run(["stats"] + format.words) }
+    }
+
+    struct Tail: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Follow the events of CHANNEL (or '*' for all) live, one JSON line each, until interrupted.")
+        @OptionGroup var connection: SocketOption
+        @Argument(help: "The channel, or '*'.") var channel: String
 
         func run() throws {
-            try connection.run(json ? ["stats", "--json"] : ["stats"])
+            let client: AdminClient
+            do {
+                client = try AdminClient(path: connection.path)
+                try client.send(["tail", channel])
+            } catch {
+                throw HubRefusal(message: error.description)
+            }
+            defer { client.close() }
+            var lines = client.lines()
+            guard let status = lines.next() else { throw HubRefusal(message: "the hub closed the connection") }
+            guard status == "ok" else {
+                throw HubRefusal(message: String(status.dropFirst(status.hasPrefix("error: ") ? 7 : 0)))
+            }
+            // One write per line, unbuffered, so a pipe sees each event as it happens.
+            while let line = lines.next() { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+        }
+    }
+
+    struct Drain: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "End the streams of WORKER (or of every worker) with a jittered retry, so clients reconnect spread out."
+        )
+        @OptionGroup var connection: SocketOption
+        @Argument(help: "The worker id (default: all workers).") var worker: String?
+        @Option(help: "Reconnection time sent to the clients, in milliseconds.") var retry: Int?
+        @Option(help: "Up to this many milliseconds are added to each client's retry.") var jitter: Int?
+
+        func run() throws {
+            var words = ["drain"]
+            if let worker { words.append(worker) }
+            if let retry { words += ["--retry", String(retry)] }
+            if let jitter { words += ["--jitter", String(jitter)] }
+            try connection.run(words)
         }
     }
 

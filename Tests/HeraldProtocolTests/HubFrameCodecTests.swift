@@ -56,12 +56,13 @@ struct SplitMix64: RandomNumberGenerator {
 struct HubFrameCodecTests {
     static let byteTable: [(HubFrame, [UInt8])] = [
         (
-            .welcome(epoch: "ab", sequence: 7),
+            .welcome(epoch: "ab", sequence: 7, resnapshot: true),
             [
-                0, 0, 0, 15,  // length of type and fields
+                0, 0, 0, 16,  // length of type and fields
                 2,  // welcome
                 0, 0, 0, 2, 0x61, 0x62,  // "ab"
                 0, 0, 0, 0, 0, 0, 0, 7,  // sequence
+                1,  // resnapshot
             ]
         ),
         (
@@ -161,8 +162,9 @@ struct HubFrameCodecTests {
     static let everyCase: [HubFrame] = [
         .hello(version: HubFrame.protocolVersion, workerID: "worker-1", epoch: "k3j9x2mq0a", lastSequence: 1042),
         .hello(version: .max, workerID: "", epoch: "", lastSequence: .max),
-        .welcome(epoch: "k3j9x2mq0a", sequence: 0),
-        .welcome(epoch: "", sequence: .max),
+        .welcome(epoch: "k3j9x2mq0a", sequence: 0, resnapshot: false),
+        .drain(retryMilliseconds: 2000, jitterMilliseconds: 5000),
+        .welcome(epoch: "", sequence: .max, resnapshot: true),
         .subscribe(request: 1, channels: ["news", "sport", "a.b-c_d"], resumeAfter: 17),
         .subscribe(request: .max, channels: [], resumeAfter: 0),
         .subscribe(request: 2, channels: ["", ""], resumeAfter: 0),
@@ -245,7 +247,7 @@ struct HubFrameCodecTests {
 
     @Test("waits for the whole frame before consuming anything")
     func waitsForWholeFrame() throws {
-        let bytes = encoded(.welcome(epoch: "ab", sequence: 7))
+        let bytes = encoded(.welcome(epoch: "ab", sequence: 7, resnapshot: false))
         var decoder = HubFrameDecoder()
         var buffer = ByteBuffer()
         for (index, byte) in bytes.enumerated() {
@@ -255,7 +257,7 @@ struct HubFrameCodecTests {
                 #expect(result == nil)
                 #expect(buffer.readableBytes == index + 1)
             } else {
-                #expect(result == .welcome(epoch: "ab", sequence: 7))
+                #expect(result == .welcome(epoch: "ab", sequence: 7, resnapshot: false))
                 #expect(buffer.readableBytes == 0)
             }
         }
@@ -321,12 +323,17 @@ struct HubFrameCodecTests {
     static let malformed: [(String, [UInt8], HubFrameError)] = [
         ("an empty body", frame([]), .truncated(type: 0)),
         ("type 0", frame([0]), .unknownType(0)),
-        ("type 11", frame([11] + be(1, 8)), .unknownType(11)),
+        ("type 12", frame([12] + be(1, 8)), .unknownType(12)),
         ("type 255", frame([255]), .unknownType(255)),
         ("a hello with a one-byte version", frame([1, 0]), .truncated(type: 1)),
         ("a welcome whose string is longer than the frame", frame([2] + be(5, 4) + [0x61, 0x62]), .truncated(type: 2)),
         ("a welcome without its sequence", frame([2] + str("ab")), .truncated(type: 2)),
         ("a welcome with a short sequence", frame([2] + str("ab") + be(7, 7)), .truncated(type: 2)),
+        ("a welcome without its resnapshot flag", frame([2] + str("ab") + be(7, 8)), .truncated(type: 2)),
+        (
+            "a welcome whose resnapshot flag is 2", frame([2] + str("ab") + be(7, 8) + [2]),
+            .invalidFlag(type: 2, value: 2)
+        ),
         ("a subscribe without resumeAfter", frame([3] + be(1, 8) + be(1, 4) + str("a")), .truncated(type: 3)),
         ("a subscribe with a missing string length", frame([3] + be(1, 8) + be(1, 4) + [0, 0]), .truncated(type: 3)),
         ("an event without its data", frame([5] + be(1, 8) + str("c") + str("delta")), .truncated(type: 5)),
@@ -341,7 +348,7 @@ struct HubFrameCodecTests {
         ("a failure with a string length of 4 GiB", frame([10] + be(0xFFFF_FFFF, 4)), .truncated(type: 10)),
         ("a stats request with one byte after", frame([8] + be(1, 8) + [0]), .trailingBytes(type: 8, count: 1)),
         (
-            "a welcome with three bytes after", frame([2] + str("ab") + be(7, 8) + [1, 2, 3]),
+            "a welcome with three bytes after", frame([2] + str("ab") + be(7, 8) + [0, 1, 2, 3]),
             .trailingBytes(type: 2, count: 3)
         ),
         ("a failure with a second string after", frame([10] + str("a") + str("b")), .trailingBytes(type: 10, count: 5)),

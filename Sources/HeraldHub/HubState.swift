@@ -1,0 +1,130 @@
+// The hub's data as a value: epoch, sequence, every channel's state, recent history. Turning a
+// publish into a journal record and applying a record are pure steps, shared by the live path
+// and by journal recovery, so a restarted hub rebuilds exactly what it had.
+import HeraldProtocol
+
+/// What a journal record does to its channel's state.
+enum RecordKind: UInt8, Sendable {
+    /// A plain event: the state is unchanged.
+    case message = 1
+    /// The data is a JSON merge patch applied to the state.
+    case merge = 2
+    /// The data replaces the state (sent to clients as `init`).
+    case set = 3
+}
+
+/// One ordered change: what the journal stores and what workers receive.
+struct JournalRecord: Sendable, Equatable {
+    var kind: RecordKind
+    var event: HubEvent
+}
+
+/// One channel's state.
+struct ChannelState: Sendable {
+    /// The state including every written event.
+    var state: JSONValue = .object(JSONObject())
+    /// The state's text as of `visibleSequence` (what a new subscriber gets).
+    var visibleState: String = "{}"
+    /// The sequence of the channel's last visible event.
+    var visibleSequence: UInt64 = 0
+}
+
+/// The hub's data, without any I/O.
+struct HubState {
+    var epoch: Epoch
+    /// The last sequence assigned (visible or not).
+    var sequence: UInt64 = 0
+    var channels: [String: ChannelState] = [:]
+    var history: HistoryRing
+    let maxEventBytes: Int
+
+    init(epoch: Epoch, history: HistoryRing, maxEventBytes: Int) {
+        self.epoch = epoch
+        self.history = history
+        self.maxEventBytes = maxEventBytes
+    }
+
+    /// Checks a publish and turns it into the next record, with the channel state it leads to.
+    /// Nothing changes until `apply` is called with the record.
+    func prepare(_ request: PublishRequest) -> Result<(JournalRecord, JSONValue?), PublishRefusal> {
+        if let refusal = PublishRules.refusal(for: request, maxDataBytes: maxEventBytes) {
+            return .failure(PublishRefusal(refusal))
+        }
+        var kind = RecordKind.message
+        var newState: JSONValue?
+        if request.merge {
+            let patch: JSONValue
+            do {
+                patch = try JSONValue(parsing: request.data)
+            } catch {
+                return .failure(PublishRefusal("merge data must be a JSON object: \(error)"))
+            }
+            guard case .object = patch else {
+                return .failure(PublishRefusal("merge data must be a JSON object (RFC 7386 merge patch)"))
+            }
+            let merged = (channels[request.channel]?.state ?? .object(JSONObject())).merging(patch: patch)
+            if let refusal = sizeRefusal(merged) { return .failure(refusal) }
+            kind = .merge
+            newState = merged
+        }
+        let event = HubEvent(sequence: sequence + 1, channel: request.channel, name: request.name, data: request.data)
+        return .success((JournalRecord(kind: kind, event: event), newState))
+    }
+
+    /// Checks a state replacement and turns it into the next record (event name `init`).
+    func prepareSet(channel: String, json: String) -> Result<(JournalRecord, JSONValue?), PublishRefusal> {
+        do {
+            _ = try ChannelName(validating: channel)
+        } catch {
+            return .failure(PublishRefusal(error.description))
+        }
+        let value: JSONValue
+        do {
+            value = try JSONValue(parsing: json)
+        } catch {
+            return .failure(PublishRefusal("the state must be a JSON document: \(error)"))
+        }
+        if let refusal = sizeRefusal(value) { return .failure(refusal) }
+        let event = HubEvent(sequence: sequence + 1, channel: channel, name: "init", data: value.serialized)
+        return .success((JournalRecord(kind: .set, event: event), value))
+    }
+
+    private func sizeRefusal(_ state: JSONValue) -> PublishRefusal? {
+        let size = state.serialized.utf8.count
+        guard size > maxEventBytes else { return nil }
+        return PublishRefusal("the channel state would be \(size) bytes, over the limit of \(maxEventBytes)")
+    }
+
+    /// Applies a record: the sequence advances and the channel's state follows. `newState`
+    /// is the state `prepare` computed; recovery passes nil and it is computed here.
+    mutating func apply(_ record: JournalRecord, newState: JSONValue? = nil) {
+        sequence = record.event.sequence
+        var channel = channels[record.event.channel] ?? ChannelState()
+        switch record.kind {
+        case .message:
+            break
+        case .merge:
+            channel.state =
+                newState ?? (try? JSONValue(parsing: record.event.data)).map { channel.state.merging(patch: $0) }
+                ?? channel.state
+        case .set:
+            channel.state = newState ?? (try? JSONValue(parsing: record.event.data)) ?? channel.state
+        }
+        channels[record.event.channel] = channel
+    }
+
+    /// Marks a record visible: subscribers from now on start after it.
+    mutating func makeVisible(_ record: JournalRecord, stateText: String?) {
+        var channel = channels[record.event.channel] ?? ChannelState()
+        if let stateText { channel.visibleState = stateText }
+        channel.visibleSequence = record.event.sequence
+        channels[record.event.channel] = channel
+        history.append(record.event)
+    }
+}
+
+/// Why a publish was refused, in words for the publisher.
+struct PublishRefusal: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}

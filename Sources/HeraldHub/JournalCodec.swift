@@ -1,0 +1,124 @@
+// The byte layout of the journal: records (`length | crc32 | kind | event`) and the snapshot
+// (`HERALDS1 | length | crc32 | body`). Event fields use the hub link's layout.
+import HeraldProtocol
+import NIOCore
+
+/// A journal file that cannot be read back; the message says which and where.
+struct JournalError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The state written at one sequence, so that older segments can be deleted.
+struct JournalSnapshot: Sendable {
+    struct Channel: Sendable {
+        var name: String
+        var state: String
+        var visibleSequence: UInt64
+        var lastDropped: UInt64
+    }
+
+    var epoch: String
+    var sequence: UInt64
+    var lastDropped: UInt64
+    var channels: [Channel]
+    var history: [HubEvent]
+}
+
+enum JournalCodec {
+    static let snapshotMagic = Array("HERALDS1".utf8)
+    /// Records larger than this are corruption, not data (events are at most a few MiB).
+    static let maximumRecordLength = 64 << 20
+
+    /// Appends one record.
+    static func encode(_ record: JournalRecord, into buffer: inout ByteBuffer) {
+        var body = ByteBufferAllocator().buffer(capacity: record.event.data.utf8.count + 64)
+        body.writeInteger(record.kind.rawValue)
+        body.writeHubEvent(record.event)
+        buffer.writeInteger(UInt32(body.readableBytes))
+        buffer.writeInteger(CRC32.checksum(body.readableBytesView))
+        buffer.writeBuffer(&body)
+    }
+
+    /// Reads the next record. `nil` when the buffer ends cleanly or with a torn (partial or
+    /// corrupt) record, with `torn` telling which.
+    static func decodeRecord(from buffer: inout ByteBuffer) -> (record: JournalRecord?, torn: Bool) {
+        guard buffer.readableBytes > 0 else { return (nil, false) }
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self),
+            let checksum = buffer.getInteger(at: buffer.readerIndex + 4, as: UInt32.self),
+            Int(length) <= maximumRecordLength,
+            let body = buffer.getSlice(at: buffer.readerIndex + 8, length: Int(length)),
+            CRC32.checksum(body.readableBytesView) == checksum
+        else { return (nil, true) }
+        var reader = FieldReader(buffer: body, type: 0)
+        guard let rawKind: UInt8 = try? reader.integer(), let kind = RecordKind(rawValue: rawKind),
+            let event = try? reader.event(), reader.buffer.readableBytes == 0
+        else { return (nil, true) }
+        buffer.moveReaderIndex(forwardBy: 8 + Int(length))
+        return (JournalRecord(kind: kind, event: event), false)
+    }
+
+    static func encode(_ snapshot: JournalSnapshot) -> ByteBuffer {
+        var body = ByteBufferAllocator().buffer(capacity: 4096)
+        body.writeLengthPrefixedString(snapshot.epoch)
+        body.writeInteger(snapshot.sequence)
+        body.writeInteger(snapshot.lastDropped)
+        body.writeInteger(UInt32(snapshot.channels.count))
+        for channel in snapshot.channels {
+            body.writeLengthPrefixedString(channel.name)
+            body.writeLengthPrefixedString(channel.state)
+            body.writeInteger(channel.visibleSequence)
+            body.writeInteger(channel.lastDropped)
+        }
+        body.writeInteger(UInt32(snapshot.history.count))
+        for event in snapshot.history { body.writeHubEvent(event) }
+        var out = ByteBufferAllocator().buffer(capacity: body.readableBytes + 24)
+        out.writeBytes(snapshotMagic)
+        out.writeInteger(UInt64(body.readableBytes))
+        out.writeInteger(CRC32.checksum(body.readableBytesView))
+        out.writeBuffer(&body)
+        return out
+    }
+
+    static func decodeSnapshot(_ buffer: ByteBuffer) throws(JournalError) -> JournalSnapshot {
+        var buffer = buffer
+        guard buffer.readBytes(length: snapshotMagic.count) == snapshotMagic,
+            let length = buffer.readInteger(as: UInt64.self), let checksum = buffer.readInteger(as: UInt32.self),
+            length == UInt64(buffer.readableBytes), CRC32.checksum(buffer.readableBytesView) == checksum
+        else { throw JournalError("the snapshot is damaged (bad header, length or checksum)") }
+        var reader = FieldReader(buffer: buffer, type: 0)
+        do {
+            var snapshot = JournalSnapshot(
+                epoch: try reader.string(), sequence: try reader.integer(), lastDropped: try reader.integer(),
+                channels: [],
+                history: [])
+            let channelCount = try reader.count()
+            for _ in 0..<channelCount {
+                snapshot.channels.append(
+                    .init(
+                        name: try reader.string(), state: try reader.string(), visibleSequence: try reader.integer(),
+                        lastDropped: try reader.integer()))
+            }
+            let historyCount = try reader.count()
+            for _ in 0..<historyCount { snapshot.history.append(try reader.event()) }
+            return snapshot
+        } catch {
+            throw JournalError("the snapshot is damaged: \(error)")
+        }
+    }
+}
+
+/// CRC-32 (IEEE 802.3), as zlib computes it.
+enum CRC32 {
+    private static let table: [UInt32] = (0..<256).map { index in
+        var value = UInt32(index)
+        for _ in 0..<8 { value = value & 1 == 1 ? 0xEDB8_8320 ^ (value >> 1) : value >> 1 }
+        return value
+    }
+
+    static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
