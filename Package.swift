@@ -100,6 +100,14 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "HeraldHubTests",
+            dependencies: ["HeraldHub", "HeraldProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "HeraldWorkerTests",
+            dependencies: ["HeraldWorker", "HeraldProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
             name: "LiveTests",
             dependencies: [
                 "SSE", "HeraldProtocol", "HeraldClient",
