@@ -34,7 +34,7 @@ let package = Package(
         .target(
             name: "HeraldClient",
             dependencies: [
-                "SSE",
+                "SSE", "HeraldProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "LiveTests",
             dependencies: [
-                "SSE", "HeraldProtocol", "HeraldClient",
+                "SSE", "HeraldProtocol", "HeraldClient", "SocketFiles",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

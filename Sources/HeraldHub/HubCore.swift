@@ -214,7 +214,8 @@ final class HubCore {
         }
         let closed: Int
         do {
-            closed = try journal.rotate(sync: configuration.fsyncPolicy != .off)
+            // Synced whatever the policy: a later segment must never follow a torn one.
+            closed = try journal.rotate(sync: true)
         } catch {
             logger.error("journal rotation failed", metadata: ["error": "\(error)"])
             return

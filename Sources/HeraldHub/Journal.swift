@@ -91,6 +91,11 @@ final class Journal {
                         throw JournalError(
                             "\(path) is damaged at byte \(bytes.readerIndex) and is not the last segment")
                     }
+                    guard Self.isTornTail(bytes) else {
+                        throw JournalError(
+                            "\(path) is damaged at byte \(bytes.readerIndex) and valid data follows: restore it from a backup or move the directory away"
+                        )
+                    }
                     logger.warning(
                         "cutting a torn record off the journal's end (a crash mid-write)",
                         metadata: ["journal.file": "\(path)", "journal.offset": "\(bytes.readerIndex)"])
@@ -112,6 +117,17 @@ final class Journal {
             Journal(directory: directory, fd: fd, segment: next),
             RecoveredJournal(epoch: epoch, snapshot: snapshot, records: records, created: created)
         )
+    }
+
+    /// Whether an unreadable record at the reader index is what a crash mid-append leaves: the
+    /// file ends inside it (its header or its declared length runs past the end), or nothing
+    /// but zeros follow (blocks allocated but never written). Anything else is damage.
+    static func isTornTail(_ bytes: ByteBuffer) -> Bool {
+        guard let length = bytes.getInteger(at: bytes.readerIndex, as: UInt32.self), bytes.readableBytes >= 8 else {
+            return true
+        }
+        if 8 + Int(length) >= bytes.readableBytes { return true }
+        return bytes.readableBytesView.allSatisfy { $0 == 0 }
     }
 
     /// Writes one record to the current segment (to the kernel; fsync is separate).

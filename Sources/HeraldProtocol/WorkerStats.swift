@@ -12,6 +12,8 @@ public struct WorkerStats: Codable, Sendable, Equatable {
     public var streams: Int
     /// Open event streams per channel (a multi-channel stream counts once per channel).
     public var streamsByChannel: [String: Int]
+    /// Long polls (`GET /poll/…`) waiting for an event.
+    public var pollsWaiting: Int
     /// Events written to streams since start (one per event per stream).
     public var eventsSent: UInt64
     /// Bytes written to streams since start, FastCGI framing included.
@@ -23,6 +25,7 @@ public struct WorkerStats: Codable, Sendable, Equatable {
 
     public init(
         id: String, pid: Int32, uptimeSeconds: Double, streams: Int, streamsByChannel: [String: Int],
+        pollsWaiting: Int = 0,
         eventsSent: UInt64, bytesSent: UInt64, slowClientsDropped: UInt64, hubLink: String
     ) {
         self.id = id
@@ -30,6 +33,7 @@ public struct WorkerStats: Codable, Sendable, Equatable {
         self.uptimeSeconds = uptimeSeconds
         self.streams = streams
         self.streamsByChannel = streamsByChannel
+        self.pollsWaiting = pollsWaiting
         self.eventsSent = eventsSent
         self.bytesSent = bytesSent
         self.slowClientsDropped = slowClientsDropped

@@ -59,6 +59,9 @@ final class StreamRegistry {
     /// Open streams (long polls not counted).
     var count: Int { streams.values.count { $0.kind == .stream } }
 
+    /// Long polls waiting for an event.
+    var pollsWaiting: Int { streams.values.count { $0.kind == .poll } }
+
     /// Open streams per channel.
     var countsByChannel: [String: Int] {
         byChannel.compactMapValues { listeners in

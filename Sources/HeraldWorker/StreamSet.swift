@@ -71,7 +71,8 @@ final class StreamSet: Sendable {
             registry.eventLoop.submit {
                 let value = registry.value
                 return StreamFigures(
-                    streams: value.count, byChannel: value.countsByChannel, eventsSent: value.eventsSent,
+                    streams: value.count, byChannel: value.countsByChannel, pollsWaiting: value.pollsWaiting,
+                    eventsSent: value.eventsSent,
                     bytesSent: value.bytesSent, slowClientsDropped: value.slowClientsDropped)
             }
         }
@@ -85,6 +86,7 @@ final class StreamSet: Sendable {
             for part in parts {
                 stats.streams += part.streams
                 stats.streamsByChannel.merge(part.byChannel, uniquingKeysWith: +)
+                stats.pollsWaiting += part.pollsWaiting
                 stats.eventsSent += part.eventsSent
                 stats.bytesSent += part.bytesSent
                 stats.slowClientsDropped += part.slowClientsDropped
@@ -108,6 +110,7 @@ final class StreamSet: Sendable {
 struct StreamFigures: Sendable {
     var streams: Int
     var byChannel: [String: Int]
+    var pollsWaiting: Int
     var eventsSent: UInt64
     var bytesSent: UInt64
     var slowClientsDropped: UInt64

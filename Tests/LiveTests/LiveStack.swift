@@ -1,9 +1,11 @@
 // A whole Herald for one test: deploy/run with the binaries this test build made, on a
 // temporary run dir and a free loopback port, stopped by PID when the test ends.
 import Foundation
+import HeraldClient
 import HeraldProtocol
 import NIOCore
 import NIOPosix
+import SocketFiles
 import Testing
 
 /// A running hub, workers and nginx, started through `deploy/run`.
@@ -55,6 +57,7 @@ final class LiveStack: Sendable {
         environment["HERALD_WORKERS"] = "\(workers)"
         environment["HERALD_PUBLISH_TOKEN"] = publishToken ?? ""
         environment["HERALD_STOP_WITH_PARENT"] = "1"
+        environment["HERALD_SEED"] = "0"  // the demo rooms would be state the tests do not expect
         environment.merge(extraEnvironment) { $1 }
         let process = try ChildProcess.spawn(
             "/bin/bash", arguments: ["\(repositoryRoot)/deploy/run"], environment: environment,
@@ -120,20 +123,21 @@ final class LiveStack: Sendable {
 
     /// Polls `condition` until it holds or `seconds` pass: for state that settles asynchronously
     /// (a closed client leaving the stats), never as a stand-in for a readiness signal.
-    func eventually(within seconds: Double = 10, _ condition: () throws -> Bool) async throws -> Bool {
+    func eventually(within seconds: Double = 10, _ condition: () async throws -> Bool) async throws -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if try condition() { return true }
+            if try await condition() { return true }
             try await Task.sleep(for: .milliseconds(50))
         }
-        return try condition()
+        return try await condition()
     }
 
     /// Runs `body` with a fresh stack and always stops it.
-    static func with<T>(workers: Int = 2, publishToken: String? = "test-token", _ body: (LiveStack) async throws -> T)
-        async throws -> T
-    {
-        let stack = try await start(workers: workers, publishToken: publishToken)
+    static func with<T>(
+        workers: Int = 2, publishToken: String? = "test-token", environment: [String: String] = [:],
+        _ body: (LiveStack) async throws -> T
+    ) async throws -> T {
+        let stack = try await start(workers: workers, publishToken: publishToken, extraEnvironment: environment)
         do {
             let result = try await body(stack)
             await stack.stop()
@@ -142,6 +146,26 @@ final class LiveStack: Sendable {
             await stack.stop()
             throw error
         }
+    }
+
+    /// A new connection to the hub's admin socket.
+    func admin() async throws -> AdminConnection {
+        try await AdminConnection.connect(path: adminSocket)
+    }
+
+    /// Waits until a (re)started hub accepts admin connections and its workers are back.
+    func waitForHub(workers: Int = 2, within seconds: Double = 30) async throws {
+        let ready = try await eventually(within: seconds) {
+            guard UnixListener.isServed(adminSocket) else { return false }
+            return (try? stats().workers.count) == workers
+        }
+        guard ready else { throw LiveStackError("the hub did not come back within \(seconds) s") }
+    }
+
+    /// `kill -9` of the hub; deploy/run restarts it after a second.
+    func killHub() throws {
+        guard let pid = pid(of: "hub") else { throw LiveStackError("no hub.pid") }
+        kill(pid, SIGKILL)
     }
 
     private static func makeTemporaryDirectory() throws -> String {
