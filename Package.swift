@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Wire format of Server-Sent Events: encoder and parser, no I/O.
@@ -42,11 +43,16 @@ let package = Package(
         ),
         // Listening and connecting unix socket files (modes, stale files, readiness by rename).
         .target(name: "SocketFiles"),
+        // Stats in the Prometheus text format (swift-prometheus).
+        .target(
+            name: "HeraldMetrics",
+            dependencies: ["HeraldProtocol", .product(name: "Prometheus", package: "swift-prometheus")]
+        ),
         // The hub: sequencing, channel state, worker and admin servers.
         .target(
             name: "HeraldHub",
             dependencies: [
-                "HeraldProtocol", "SocketFiles",
+                "HeraldProtocol", "SocketFiles", "HeraldMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -57,7 +63,7 @@ let package = Package(
         .target(
             name: "HeraldWorker",
             dependencies: [
-                "SSE", "CFastCGI", "HeraldProtocol", "SocketFiles",
+                "SSE", "CFastCGI", "HeraldProtocol", "SocketFiles", "HeraldMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

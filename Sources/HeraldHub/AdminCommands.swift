@@ -1,5 +1,6 @@
 // The admin command table: every command's name, usage and summary in one place, which also
 // generates `help` (as haproxy's cli.c does).
+import HeraldMetrics
 import HeraldProtocol
 import NIOCore
 
@@ -183,6 +184,16 @@ enum AdminCommands {
                 return core.gatherStats().map { stats in
                     .reply(
                         arguments.switches.contains("json") ? .ok([WorkerStatsJSON.encode(stats)]) : .ok(stats.lines))
+                }
+            }),
+        AdminCommand(
+            name: "metrics", usage: "",
+            summary: "the hub's and every worker's figures in the Prometheus text format (as GET /metrics serves them)",
+            run: { words, core in
+                _ = try AdminArguments(words).expect(0)
+                return core.gatherStats().map { stats in
+                    let text = PrometheusExposition.render(hub: stats, workers: stats.workers)
+                    return .reply(.ok(text.split(separator: "\n").map(String.init)))
                 }
             }),
         AdminCommand(

@@ -45,7 +45,14 @@ final class WorkerLinkHandler: ChannelInboundHandler {
             }
         case .statsReply(let request, let json):
             core.statsArrived(request: request, from: context.channel, json: json)
-        case .hello, .welcome, .subscribed, .event, .published, .statsRequest, .failure, .drain:
+        case .hubStatsRequest(let request):
+            let channel = context.channel
+            core.gatherStats().whenSuccess { stats in
+                var buffer = channel.allocator.buffer(capacity: 256)
+                HubFrame.hubStatsReply(request: request, json: WorkerStatsJSON.encode(stats)).encode(into: &buffer)
+                channel.writeAndFlush(buffer, promise: nil)
+            }
+        case .hello, .welcome, .subscribed, .event, .published, .statsRequest, .failure, .drain, .hubStatsReply:
             refuse(context: context, "unexpected frame from a worker: \(frame.kindName)")
         }
     }
@@ -91,6 +98,8 @@ extension HubFrame {
         case .statsReply: "statsReply"
         case .failure: "failure"
         case .drain: "drain"
+        case .hubStatsRequest: "hubStatsRequest"
+        case .hubStatsReply: "hubStatsReply"
         }
     }
 }

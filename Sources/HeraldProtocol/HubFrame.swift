@@ -82,6 +82,10 @@ public enum HubFrame: Sendable, Equatable {
     case statsRequest(request: UInt64)
     /// Worker → hub: the worker's figures as a JSON object.
     case statsReply(request: UInt64, json: String)
+    /// Worker → hub: send the figures of the hub and of every worker (for `GET /metrics`).
+    case hubStatsRequest(request: UInt64)
+    /// Hub → worker: answer to `hubStatsRequest`, a `HubStats` as JSON.
+    case hubStatsReply(request: UInt64, json: String)
     /// Hub → worker: end every stream with `retry` of `retryMilliseconds` plus up to
     /// `jitterMilliseconds`, so clients reconnect spread out (to another worker).
     case drain(retryMilliseconds: UInt32, jitterMilliseconds: UInt32)

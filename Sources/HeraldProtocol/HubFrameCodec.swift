@@ -26,8 +26,8 @@ public enum HubFrameError: Error, Equatable, CustomStringConvertible {
 
 extension HubFrame {
     enum Kind: UInt8 {
-        case hello = 1, welcome, subscribe, subscribed, event, publish, published, statsRequest, statsReply, failure,
-            drain
+        case hello = 1, welcome, subscribe, subscribed, event, publish, published, statsRequest, statsReply, failure
+        case drain, hubStatsRequest, hubStatsReply
     }
 
     /// Appends the whole frame, length prefix included.
@@ -95,6 +95,13 @@ extension HubFrame {
         case .failure(let message):
             buffer.writeInteger(Kind.failure.rawValue)
             buffer.writeLengthPrefixedString(message)
+        case .hubStatsRequest(let request):
+            buffer.writeInteger(Kind.hubStatsRequest.rawValue)
+            buffer.writeInteger(request)
+        case .hubStatsReply(let request, let json):
+            buffer.writeInteger(Kind.hubStatsReply.rawValue)
+            buffer.writeInteger(request)
+            buffer.writeLengthPrefixedString(json)
         case .drain(let retry, let jitter):
             buffer.writeInteger(Kind.drain.rawValue)
             buffer.writeInteger(retry)
@@ -155,6 +162,10 @@ extension HubFrame {
             frame = .statsReply(request: try reader.integer(), json: try reader.string())
         case .failure:
             frame = .failure(message: try reader.string())
+        case .hubStatsRequest:
+            frame = .hubStatsRequest(request: try reader.integer())
+        case .hubStatsReply:
+            frame = .hubStatsReply(request: try reader.integer(), json: try reader.string())
         case .drain:
             frame = .drain(retryMilliseconds: try reader.integer(), jitterMilliseconds: try reader.integer())
         }

@@ -32,6 +32,7 @@ final class HubLinkState {
     var nextRequest: UInt64 = 1
     var subscribes: [UInt64: PendingSubscribe] = [:]
     var publishes: [UInt64: EventLoopPromise<PublishResult>] = [:]
+    var hubStats: [UInt64: EventLoopPromise<HubStats>] = [:]
 }
 
 /// The hub link. Requests may be made from any thread; everything runs on `eventLoop`.
@@ -82,6 +83,26 @@ final class HubLink: Sendable {
             eventLoop.scheduleTask(in: configuration.publishTimeout) { [self] in
                 self.state.value.publishes.removeValue(forKey: id)?.fail(
                     HubUnavailableError(description: "the hub did not answer within the publish timeout"))
+            }
+            return promise.futureResult
+        }
+    }
+
+    /// The figures of the hub and of every worker, as the hub gathers them.
+    func hubStats() -> EventLoopFuture<HubStats> {
+        eventLoop.flatSubmit { [self] in
+            let state = self.state.value
+            guard state.phase == .live else {
+                return eventLoop.makeFailedFuture(HubUnavailableError(description: "the hub is not connected"))
+            }
+            let id = state.nextRequest
+            state.nextRequest += 1
+            let promise = eventLoop.makePromise(of: HubStats.self)
+            state.hubStats[id] = promise
+            send(.hubStatsRequest(request: id))
+            eventLoop.scheduleTask(in: .seconds(3)) { [self] in
+                self.state.value.hubStats.removeValue(forKey: id)?.fail(
+                    HubUnavailableError(description: "the hub did not answer in time"))
             }
             return promise.futureResult
         }
@@ -156,6 +177,13 @@ final class HubLink: Sendable {
             streams.stats(hubLink: state.phase.rawValue).whenSuccess { [self] stats in
                 self.send(.statsReply(request: request, json: WorkerStatsJSON.encode(stats)))
             }
+        case .hubStatsReply(let request, let json):
+            guard let promise = state.hubStats.removeValue(forKey: request) else { return }
+            if let stats = WorkerStatsJSON.decodeHub(json) {
+                promise.succeed(stats)
+            } else {
+                promise.fail(HubUnavailableError(description: "the hub sent unreadable figures"))
+            }
         case .drain(let retry, let jitter):
             logger.notice(
                 "draining every stream at the hub's request",
@@ -166,7 +194,7 @@ final class HubLink: Sendable {
         case .failure(let message):
             logger.error("hub refused this worker", metadata: ["hub.message": "\(message)"])
             state.channel?.close(promise: nil)
-        case .hello, .subscribe, .publish, .statsReply:
+        case .hello, .subscribe, .publish, .statsReply, .hubStatsRequest:
             logger.error("unexpected frame from the hub; closing the link", metadata: ["hub.frame": "\(frame)"])
             state.channel?.close(promise: nil)
         }
@@ -217,6 +245,9 @@ final class HubLink: Sendable {
         for promise in publishes.values {
             promise.fail(HubUnavailableError(description: "the hub link closed before the hub answered"))
         }
+        let statsRequests = state.hubStats
+        state.hubStats.removeAll()
+        for promise in statsRequests.values { promise.fail(HubUnavailableError(description: "the hub link closed")) }
     }
 
     func markBackingOff() {

@@ -1,5 +1,6 @@
 // What a libfcgi thread does with one accepted request: route it, then answer it at once
 // (preflight, publish, status, errors) or hand it to the event loops as a stream.
+import HeraldMetrics
 import HeraldProtocol
 import Logging
 import NIOCore
@@ -37,6 +38,18 @@ struct RequestHandler {
             } catch {
                 connection.respond(HTTPResponse.text(500, "could not gather figures: \(error)").cgi(corsOrigin: cors))
             }
+        case .metrics:
+            // The whole installation through the hub; this worker alone if the hub is away.
+            let text: String
+            if let hub = try? core.link.hubStats().wait() {
+                text = PrometheusExposition.render(hub: hub, workers: hub.workers)
+            } else if let own = try? core.stats().wait() {
+                text = PrometheusExposition.render(hub: nil, workers: [own])
+            } else {
+                text = PrometheusExposition.render(hub: nil, workers: [])
+            }
+            let headers = ["Content-Type: \(PrometheusExposition.contentType)"]
+            connection.respond(HTTPResponse(status: 200, headers: headers, body: text).cgi(corsOrigin: cors))
         case .publish(let channel, let event, let merge):
             connection.respond(publish(connection, channel: channel, event: event, merge: merge).cgi(corsOrigin: cors))
         case .stream(let channels, let resume):

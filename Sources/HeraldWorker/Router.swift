@@ -52,6 +52,8 @@ enum Route: Sendable, Equatable {
     case publish(channel: String, event: String, merge: Bool)
     /// The worker's figures.
     case status
+    /// The hub's and every worker's figures in the Prometheus text format.
+    case metrics
     /// Answered at once with this response.
     case reject(HTTPResponse)
 }
@@ -88,6 +90,10 @@ struct Router: Sendable {
         if path == "/status" {
             guard head.method == "GET" else { return .reject(methodNotAllowed("GET, OPTIONS")) }
             return .status
+        }
+        if path == "/metrics" {
+            guard head.method == "GET" else { return .reject(methodNotAllowed("GET, OPTIONS")) }
+            return .metrics
         }
         return .reject(.text(404, "no such path: \(path.prefix(200)) (try /stream/<channel>)"))
     }

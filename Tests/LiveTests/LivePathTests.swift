@@ -172,3 +172,41 @@ struct LivePathTests {
         }
     }
 }
+
+@Suite("Operations view", .serialized)
+struct OperationsViewTests {
+    @Test("GET /metrics on any worker gives the hub's and every worker's figures in the Prometheus format")
+    func prometheusMetrics() async throws {
+        try await LiveStack.with { stack in
+            let streams = [
+                try await RecordingClient.open(port: stack.port, path: "/stream/rooms"),
+                try await RecordingClient.open(port: stack.port, path: "/stream/rooms"),
+            ]
+            for stream in streams { _ = try await stream.waitFor("init") { !$0.isEmpty } }
+            let admin = try await stack.admin()
+            _ = try await admin.publish(channel: "rooms", data: "{}", merge: true)
+            let response = try await HTTPExchange.send(port: stack.port, method: .GET, path: "/metrics")
+            #expect(response.status == 200)
+            #expect(response.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+            let lines = Set(response.body.split(separator: "\n").map(String.init))
+            #expect(lines.contains("herald_hub_up 1.0"))
+            #expect(lines.contains("herald_hub_sequence 1.0"))
+            #expect(lines.contains("herald_hub_workers 2.0"))
+            #expect(lines.contains("# TYPE herald_worker_events_sent_total counter"))
+            for worker in ["worker-1", "worker-2"] {
+                #expect(lines.contains("herald_worker_hub_link_up{worker=\"\(worker)\"} 1.0"))
+                #expect(lines.contains("herald_worker_channel_streams{worker=\"\(worker)\",channel=\"rooms\"} 1.0"))
+            }
+            let fromAdmin = try await admin.request(["metrics"])
+            #expect(fromAdmin.lines.contains("herald_hub_sequence 1.0"))
+
+            let status = try await HTTPExchange.send(port: stack.port, method: .GET, path: "/status")
+            let worker = try #require(
+                WorkerStatsJSON.decode(status.body.trimmingCharacters(in: .whitespacesAndNewlines)))
+            #expect(worker.streams == 1)
+            #expect(worker.hubLink == "live")
+            for stream in streams { await stream.close() }
+            await admin.close()
+        }
+    }
+}

@@ -1,0 +1,72 @@
+// Herald's figures in the Prometheus text format, rendered with swift-prometheus from the same
+// stats that `heraldctl stats` shows: one registry per scrape, filled from a snapshot.
+import HeraldProtocol
+import Prometheus
+
+/// Renders stats as Prometheus metrics (text exposition format 0.0.4), all named `herald_…`.
+public enum PrometheusExposition {
+    /// The content type of the rendered text.
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// The hub's figures and every worker's. `hub` is nil when only a worker's own figures are
+    /// known (the hub could not be asked): then `herald_hub_up` is 0.
+    public static func render(hub: HubStats?, workers: [WorkerStats]) -> String {
+        var metrics = Metrics()
+        metrics.gauge("hub", "up", "1 if the hub answered this scrape", hub == nil ? 0 : 1)
+        if let hub {
+            metrics.gauge("hub", "sequence", "Last event sequence number made visible", Double(hub.sequence))
+            metrics.gauge("hub", "channels", "Channels that have had at least one event", Double(hub.channels))
+            metrics.counter("hub", "events_published", "Events accepted since the hub started", hub.eventsPublished)
+            metrics.gauge("hub", "uptime_seconds", "Seconds since the hub started", hub.uptimeSeconds)
+            metrics.gauge("hub", "workers", "Workers connected to the hub", Double(hub.workers.count))
+        }
+        for worker in workers {
+            let labels = [("worker", worker.id)]
+            metrics.gauge("worker", "streams", "Open event streams", Double(worker.streams), labels)
+            metrics.gauge(
+                "worker", "polls_waiting", "Long polls waiting for an event", Double(worker.pollsWaiting), labels)
+            metrics.counter("worker", "events_sent", "Events written to streams", worker.eventsSent, labels)
+            metrics.counter(
+                "worker", "bytes_sent", "Bytes written to streams, FastCGI framing included", worker.bytesSent, labels)
+            metrics.counter(
+                "worker", "slow_clients_dropped", "Streams closed because the client fell behind",
+                worker.slowClientsDropped, labels)
+            metrics.gauge(
+                "worker", "hub_link_up", "1 if the worker's hub link is live", worker.hubLink == "live" ? 1 : 0, labels)
+            metrics.gauge("worker", "uptime_seconds", "Seconds since the worker started", worker.uptimeSeconds, labels)
+            for (channel, count) in worker.streamsByChannel.sorted(by: { $0.key < $1.key }) {
+                metrics.gauge(
+                    "worker", "channel_streams", "Open event streams per channel", Double(count),
+                    [("worker", worker.id), ("channel", channel)])
+            }
+        }
+        return metrics.text
+    }
+}
+
+/// A registry for one scrape.
+private struct Metrics {
+    let registry = PrometheusCollectorRegistry()
+
+    mutating func gauge(
+        _ subsystem: String, _ name: String, _ help: String, _ value: Double, _ labels: [(String, String)] = []
+    ) {
+        let descriptor = MetricNameDescriptor(
+            namespace: "herald", subsystem: subsystem, metricName: name, unitName: "", helpText: help)
+        registry.makeGauge(descriptor: descriptor, labels: labels).set(value)
+    }
+
+    mutating func counter(
+        _ subsystem: String, _ name: String, _ help: String, _ value: UInt64, _ labels: [(String, String)] = []
+    ) {
+        let descriptor = MetricNameDescriptor(
+            namespace: "herald", subsystem: subsystem, metricName: name, unitName: "total", helpText: help)
+        registry.makeCounter(descriptor: descriptor, labels: labels).increment(by: Int64(clamping: value))
+    }
+
+    var text: String {
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
