@@ -164,6 +164,8 @@ struct HubFrameCodecTests {
         .hello(version: .max, workerID: "", epoch: "", lastSequence: .max),
         .welcome(epoch: "k3j9x2mq0a", sequence: 0, resnapshot: false),
         .drain(retryMilliseconds: 2000, jitterMilliseconds: 5000),
+        .hubStatsRequest(request: 9),
+        .hubStatsReply(request: 9, json: "{\"streams\":0}"),
         .welcome(epoch: "", sequence: .max, resnapshot: true),
         .subscribe(request: 1, channels: ["news", "sport", "a.b-c_d"], resumeAfter: 17),
         .subscribe(request: .max, channels: [], resumeAfter: 0),
@@ -323,7 +325,7 @@ struct HubFrameCodecTests {
     static let malformed: [(String, [UInt8], HubFrameError)] = [
         ("an empty body", frame([]), .truncated(type: 0)),
         ("type 0", frame([0]), .unknownType(0)),
-        ("type 12", frame([12] + be(1, 8)), .unknownType(12)),
+        ("type 14", frame([14] + be(1, 8)), .unknownType(14)),
         ("type 255", frame([255]), .unknownType(255)),
         ("a hello with a one-byte version", frame([1, 0]), .truncated(type: 1)),
         ("a welcome whose string is longer than the frame", frame([2] + be(5, 4) + [0x61, 0x62]), .truncated(type: 2)),
