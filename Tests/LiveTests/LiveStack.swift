@@ -175,13 +175,18 @@ final class LiveStack: Sendable {
         return String(cString: pointer)
     }
 
-    /// A loopback port nobody listens on right now.
+    /// A loopback port nobody listens on right now, below the kernel's ephemeral range (32768
+    /// and up here), so that the tests' own outgoing connections cannot take it in the meantime.
     static func freePort() throws -> Int {
         let group = MultiThreadedEventLoopGroup.singleton
-        let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
-        let port = channel.localAddress?.port ?? 0
-        try channel.close().wait()
-        return port
+        for _ in 0..<100 {
+            let candidate = Int.random(in: 20_000..<32_000)
+            guard let channel = try? ServerBootstrap(group: group).bind(host: "127.0.0.1", port: candidate).wait()
+            else { continue }
+            try channel.close().wait()
+            return candidate
+        }
+        throw LiveStackError("no free loopback port between 20000 and 32000")
     }
 }
 
