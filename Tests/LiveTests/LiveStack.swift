@@ -88,11 +88,20 @@ final class LiveStack: Sendable {
             .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
-    /// Runs heraldctl against this stack; returns its exit status and standard output.
-    func heraldctl(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+    /// Runs heraldctl against this stack (as user `asUser` if given, through setpriv); returns
+    /// its exit status and standard output.
+    func heraldctl(_ arguments: [String], asUser uid: Int? = nil) throws -> (
+        status: Int32, output: String, error: String
+    ) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "\(binDirectory)/heraldctl")
-        process.arguments = arguments
+        if let uid {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments =
+                ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "\(binDirectory)/heraldctl"] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: "\(binDirectory)/heraldctl")
+            process.arguments = arguments
+        }
         var environment = ProcessInfo.processInfo.environment
         environment["HERALD_ADMIN_SOCKET"] = adminSocket
         process.environment = environment
