@@ -1,5 +1,6 @@
-// What a libfcgi thread does with one accepted request: route it, then answer it at once
-// (preflight, publish, status, errors) or hand it to the event loops as a stream.
+// What a libfcgi thread does with one accepted request: route it (checking the subscriber
+// token of a private subscription), then answer it at once (preflight, publish, status,
+// errors) or hand it to the event loops as a stream.
 import HeraldMetrics
 import HeraldProtocol
 import Logging
@@ -16,7 +17,9 @@ struct RequestHandler {
     func handle(_ connection: FastCGIConnection) {
         let head = RequestHead(params: connection.params())
         let cors = core.configuration.corsOrigin
-        switch router.route(head) {
+        let decision = router.decide(head)
+        log(decision, head)
+        switch decision.route {
         case .reject(let response):
             connection.respond(response.cgi(corsOrigin: cors))
         case .preflight:
@@ -24,7 +27,7 @@ struct RequestHandler {
                 status: 204,
                 headers: [
                     "Access-Control-Allow-Methods: GET, OPTIONS",
-                    "Access-Control-Allow-Headers: Last-Event-ID, Cache-Control, X-Requested-With",
+                    "Access-Control-Allow-Headers: Last-Event-ID, Cache-Control, X-Requested-With, Authorization",
                     "Access-Control-Max-Age: 86400",
                 ], body: "")
             connection.respond(response.cgi(corsOrigin: cors))
@@ -56,6 +59,30 @@ struct RequestHandler {
             handOver(connection, channels: channels, resume: resume, kind: .stream)
         case .poll(let channels, let resume):
             handOver(connection, channels: channels, resume: resume, kind: .poll)
+        }
+    }
+
+    /// Names who a private subscription's token was made for (`sub`), and why one was refused.
+    /// Never the token itself.
+    private func log(_ decision: RoutingDecision, _ head: RequestHead) {
+        let channels: Logger.MetadataValue
+        switch decision.route {
+        case .stream(let names, _), .poll(let names, _): channels = "\(names.joined(separator: ","))"
+        default: channels = "\(head.path.prefix(200))"
+        }
+        switch decision.token {
+        case .notNeeded:
+            break
+        case .granted(let subject):
+            core.logger.debug(
+                "private subscription allowed",
+                metadata: ["stream.channels": channels, "token.sub": "\(subject ?? "-")"])
+        case .refused(let refusal, let subject):
+            core.logger.info(
+                "private subscription refused",
+                metadata: [
+                    "request.path": channels, "token.sub": "\(subject ?? "-")", "token.refusal": "\(refusal)",
+                ])
         }
     }
 

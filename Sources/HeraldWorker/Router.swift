@@ -1,5 +1,7 @@
 // Which route a request takes, decided from its head alone (no I/O), with the error each bad
-// request gets: a status and a short text that says what was wrong.
+// request gets: a status and a short text that says what was wrong. Subscriptions to private
+// channels are checked here too (SubscriberTokens), before a socket goes to the event loops.
+import Foundation
 import HeraldProtocol
 
 /// A short response written in the request phase.
@@ -58,32 +60,59 @@ enum Route: Sendable, Equatable {
     case reject(HTTPResponse)
 }
 
+/// A route, and what the subscriber token check decided on the way (for the log).
+struct RoutingDecision: Sendable, Equatable {
+    var route: Route
+    var token: TokenDecision = .notNeeded
+}
+
 /// Maps request heads to routes.
 struct Router: Sendable {
     let maxChannelsPerStream: Int
     let publishToken: String?
     let maxBodyBytes: Int
+    /// Which channels are private, and the key their tokens are checked with.
+    let subscriberTokens: SubscriberTokens
 
     init(configuration: WorkerConfiguration) {
         maxChannelsPerStream = configuration.maxChannelsPerStream
         publishToken = configuration.publishToken
         maxBodyBytes = configuration.maxBodyBytes
+        subscriberTokens = configuration.subscriberTokens
     }
 
-    func route(_ head: RequestHead) -> Route {
-        if head.method == "OPTIONS" { return .preflight }
+    func route(_ head: RequestHead, now: Date = Date()) -> Route {
+        decide(head, now: now).route
+    }
+
+    /// The route, with the token decision for a subscription (`now` is the time tokens are checked against).
+    func decide(_ head: RequestHead, now: Date = Date()) -> RoutingDecision {
         let path = head.path
-        if path == "/stream" || path.hasPrefix("/stream/") {
-            guard head.method == "GET" else { return .reject(methodNotAllowed("GET, OPTIONS")) }
-            return subscriptionRoute(head, prefix: "/stream")
-        }
-        if path == "/poll" || path.hasPrefix("/poll/") {
-            guard head.method == "GET" else { return .reject(methodNotAllowed("GET, OPTIONS")) }
-            switch subscriptionRoute(head, prefix: "/poll") {
-            case .stream(let channels, let resume): return .poll(channels: channels, resume: resume)
-            case let other: return other
+        if head.method != "OPTIONS" {
+            if path == "/stream" || path.hasPrefix("/stream/") {
+                guard head.method == "GET" else {
+                    return RoutingDecision(route: .reject(methodNotAllowed("GET, OPTIONS")))
+                }
+                return subscriptionRoute(head, prefix: "/stream", now: now)
+            }
+            if path == "/poll" || path.hasPrefix("/poll/") {
+                guard head.method == "GET" else {
+                    return RoutingDecision(route: .reject(methodNotAllowed("GET, OPTIONS")))
+                }
+                var decision = subscriptionRoute(head, prefix: "/poll", now: now)
+                if case .stream(let channels, let resume) = decision.route {
+                    decision.route = .poll(channels: channels, resume: resume)
+                }
+                return decision
             }
         }
+        return RoutingDecision(route: otherRoute(head))
+    }
+
+    /// Every route but the subscriptions.
+    private func otherRoute(_ head: RequestHead) -> Route {
+        if head.method == "OPTIONS" { return .preflight }
+        let path = head.path
         if path == "/publish" || path.hasPrefix("/publish/") {
             return publishRoute(head)
         }
@@ -98,13 +127,16 @@ struct Router: Sendable {
         return .reject(.text(404, "no such path: \(path.prefix(200)) (try /stream/<channel>)"))
     }
 
-    /// The channels and resume id of a `/stream` or `/poll` request.
-    private func subscriptionRoute(_ head: RequestHead, prefix: String) -> Route {
+    /// The channels and resume id of a `/stream` or `/poll` request, once their names are valid
+    /// and every private one among them is covered by the subscriber token.
+    private func subscriptionRoute(_ head: RequestHead, prefix: String, now: Date) -> RoutingDecision {
         var channels: [String]
         if head.path == prefix || head.path == prefix + "/" {
             channels = head.queryValues("channel")
             if channels.isEmpty {
-                return .reject(.text(400, "missing channel: use \(prefix)/<channel> or \(prefix)?channel=a&channel=b"))
+                return RoutingDecision(
+                    route: .reject(
+                        .text(400, "missing channel: use \(prefix)/<channel> or \(prefix)?channel=a&channel=b")))
             }
         } else {
             channels = [String(head.path.dropFirst(prefix.count + 1))]
@@ -112,19 +144,36 @@ struct Router: Sendable {
         var seen = Set<String>()
         channels = channels.filter { seen.insert($0).inserted }
         if channels.count > maxChannelsPerStream {
-            return .reject(
-                .text(400, "too many channels: \(channels.count) (at most \(maxChannelsPerStream) per stream)"))
+            return RoutingDecision(
+                route: .reject(
+                    .text(400, "too many channels: \(channels.count) (at most \(maxChannelsPerStream) per stream)")))
         }
         for channel in channels {
             do {
                 _ = try ChannelName(validating: channel)
             } catch {
-                return .reject(.text(400, error.description))
+                return RoutingDecision(route: .reject(.text(400, error.description)))
             }
+        }
+        let token = subscriberTokens.authorize(channels: channels, token: Self.subscriberToken(head), now: now)
+        if case .refused(let refusal, _) = token {
+            // RFC 6750 §3.1: no error code when no token was sent at all.
+            let challenge: String
+            if case .missing = refusal { challenge = "Bearer" } else { challenge = #"Bearer error="invalid_token""# }
+            return RoutingDecision(
+                route: .reject(.text(401, refusal.description, headers: ["WWW-Authenticate: \(challenge)"])),
+                token: token)
         }
         // EventSource cannot set headers on its first connection, so the query may carry the id.
         let resume = head.lastEventID ?? head.queryValues("lastEventId").first
-        return .stream(channels: channels, resume: resume)
+        return RoutingDecision(route: .stream(channels: channels, resume: resume), token: token)
+    }
+
+    /// A subscriber token: `Authorization: Bearer <jwt>`, else the `token` query parameter
+    /// (EventSource cannot set headers).
+    static func subscriberToken(_ head: RequestHead) -> String? {
+        if let bearer = head.authorization.flatMap(bearerToken), !bearer.isEmpty { return bearer }
+        return head.queryValues("token").first
     }
 
     private func publishRoute(_ head: RequestHead) -> Route {

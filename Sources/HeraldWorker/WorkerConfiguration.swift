@@ -25,6 +25,11 @@ public struct WorkerConfiguration: Sendable {
     public var corsOrigin: String = "*"
     /// `HERALD_PUBLISH_TOKEN`: the bearer token for `POST /publish/…`; HTTP publishing is refused without one.
     public var publishToken: String?
+    /// `--private-channels` (channel names, or prefixes ending in `*`) and `HERALD_SUBSCRIBER_KEY`
+    /// (the HS256 secret): subscriptions to a private channel need a signed subscriber token.
+    /// Built once at startup with `SubscriberTokens(privateChannels:secret:)`; `.disabled` (the
+    /// default) leaves every channel open.
+    public var subscriberTokens: SubscriberTokens = .disabled
     /// `--max-body`: the largest HTTP publish body, in bytes.
     public var maxBodyBytes: Int = 64 * 1024
     /// `--max-channels-per-stream`: how many channels one stream may ask for.

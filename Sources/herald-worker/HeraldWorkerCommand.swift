@@ -13,7 +13,11 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald-worker",
         abstract: "Serves Herald's event streams to nginx over FastCGI.",
-        discussion: "HTTP publishing is enabled by the environment variable HERALD_PUBLISH_TOKEN (the bearer token).")
+        discussion: """
+            HTTP publishing is enabled by the environment variable HERALD_PUBLISH_TOKEN (the bearer token).
+            Private channels (--private-channels) need HERALD_SUBSCRIBER_KEY, the HS256 secret (at least \
+            32 bytes) that subscriber tokens are signed with; both variables stay out of `ps`.
+            """)
 
     @Option(help: "FastCGI unix socket nginx connects to.")
     var socket: String = "/run/herald/worker.sock"
@@ -57,6 +61,12 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
     @Option(help: "libfcgi threads reading requests.")
     var acceptThreads: Int = 4
 
+    @Option(
+        help: ArgumentHelp(
+            "A channel that needs a subscriber token: a name, or a prefix ending in * (e.g. 'private.*'). Repeatable.",
+            valueName: "pattern"))
+    var privateChannels: [String] = []
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -79,6 +89,16 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         guard (1...1024).contains(maxChannelsPerStream) else {
             throw ValidationError("--max-channels-per-stream must be 1 to 1024")
         }
+        do {
+            try SubscriberTokens.check(privateChannels: privateChannels, secret: subscriberKey)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// `HERALD_SUBSCRIBER_KEY`, from the environment so that it stays out of `ps`; empty is unset.
+    private var subscriberKey: String? {
+        ProcessInfo.processInfo.environment["HERALD_SUBSCRIBER_KEY"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     func run() async throws {
@@ -106,8 +126,18 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         configuration.pollTimeout = .seconds(Int64(pollTimeout))
         configuration.eventLoops = eventLoops
         configuration.acceptThreads = acceptThreads
+        // jwt-kit hands its key out of an actor: built once here, checked synchronously per request.
+        configuration.subscriberTokens = try await SubscriberTokens(
+            privateChannels: privateChannels, secret: subscriberKey)
         var logger = Logger(label: "herald.worker")
         logger[metadataKey: "worker.id"] = "\(configuration.workerID)"
+        if !privateChannels.isEmpty {
+            logger.info(
+                "private channels need a subscriber token",
+                metadata: ["worker.private_channels": "\(privateChannels.joined(separator: " "))"])
+        } else if subscriberKey != nil {
+            logger.notice("HERALD_SUBSCRIBER_KEY is set but no --private-channels: every channel is open")
+        }
 
         FastCGIFront.initializeLibrary()
         let core = WorkerCore(configuration: configuration, logger: logger)

@@ -91,7 +91,8 @@ extension LiveSuites {
                 #expect(response.headers["access-control-allow-origin"] == "*")
                 #expect(response.headers["access-control-allow-methods"] == "GET, OPTIONS")
                 #expect(
-                    response.headers["access-control-allow-headers"] == "Last-Event-ID, Cache-Control, X-Requested-With"
+                    response.headers["access-control-allow-headers"]
+                        == "Last-Event-ID, Cache-Control, X-Requested-With, Authorization"
                 )
             }
         }
