@@ -40,9 +40,15 @@ public final class AdminConnection: Sendable {
         let handler = self.handler
         let line = AdminLine.join(words) + "\n"
         return try await channel.eventLoop.flatSubmit {
+            // On the loop, isActive agrees with channelInactive: a request on a connection that
+            // already closed must fail now, as nothing would ever fail its promise later.
+            guard channel.isActive else { return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
             let promise = channel.eventLoop.makePromise(of: AdminReply.self)
             handler.value.waiting.append(promise)
-            channel.writeAndFlush(ByteBuffer(string: line), promise: nil)
+            channel.writeAndFlush(ByteBuffer(string: line)).whenFailure { error in
+                channel.close(promise: nil)  // channelInactive then fails every waiting request
+                _ = error
+            }
             return promise.futureResult
         }.get()
     }

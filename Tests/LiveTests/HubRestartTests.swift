@@ -33,7 +33,11 @@ extension LiveSuites {
                 var next = ContinuousClock.now
                 var killed = false
                 var counter = 0
+                let deadline = ContinuousClock.now + .seconds(90)
                 while afterKill < 300 {
+                    guard ContinuousClock.now < deadline else {
+                        throw ProbeError("publishing did not recover within 90 s")
+                    }
                     if !killed, acknowledged.count == 150 {
                         try stack.killHub()
                         killed = true

@@ -22,7 +22,11 @@ extension LiveSuites {
             var next = ContinuousClock.now
             let padding = String(repeating: "x", count: payloadBytes)
             var faulted = false
+            let deadline = ContinuousClock.now + .seconds(120)
             while acknowledged.count < count {
+                guard ContinuousClock.now < deadline else {
+                    throw ProbeError("only \(acknowledged.count) of \(count) publishes acknowledged within 120 s")
+                }
                 if let faultAfter, !faulted, acknowledged.count >= faultAfter {
                     try fault()
                     faulted = true
