@@ -25,6 +25,8 @@ final class AdminSessionHandler: ChannelInboundHandler {
     private var previous: EventLoopFuture<Bool>?
     /// Set by `tail`: from then on the connection receives events and its input is ignored.
     private var following = false
+    /// Set by the first bad input: its error reply is on its way and the connection closes after it.
+    private var closing = false
 
     init(core: HubCore, allowedUIDs: Set<uid_t>) {
         self.core = core
@@ -85,9 +87,17 @@ final class AdminSessionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // The line decoder reports every later read as another error: the first one counts.
+        guard !closing else { return }
+        closing = true
         core.logger.warning("closing admin connection after bad input", metadata: ["error": "\(error)"])
-        write(.failure("\(error)"), context: context)
-        context.close(promise: nil)
+        // After the replies to the requests before the bad line, in order; then close.
+        let start = previous ?? context.eventLoop.makeSucceededFuture(true)
+        previous = start.assumeIsolated().map { _ in
+            self.write(.failure("\(error)"), context: context)
+            context.close(promise: nil)
+            return false
+        }.nonisolated()
     }
 
     private func write(_ reply: AdminReply, context: ChannelHandlerContext) {

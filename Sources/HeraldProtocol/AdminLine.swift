@@ -9,6 +9,7 @@ public enum AdminLineError: Error, Equatable, CustomStringConvertible {
     case danglingEscape
     case unknownEscape(Character)
     case tooLong(limit: Int)
+    case invalidUTF8
 
     public var description: String {
         switch self {
@@ -17,6 +18,7 @@ public enum AdminLineError: Error, Equatable, CustomStringConvertible {
         case .unknownEscape(let character):
             return "unknown escape \\\(character) (inside double quotes: \\\\ \\\" \\n \\r \\t)"
         case .tooLong(let limit): return "request line longer than \(limit) bytes"
+        case .invalidUTF8: return "request line is not valid UTF-8"
         }
     }
 }
@@ -110,8 +112,9 @@ public enum AdminLine {
     }
 }
 
-/// Splits an admin byte stream into lines (LF or CRLF). A line longer than `maximumLength`
-/// is an error: the server answers it and closes that connection.
+/// Splits an admin byte stream into lines (LF or CRLF). A line longer than `maximumLength`,
+/// or one that is not UTF-8, is an error: the server answers it and closes that connection
+/// (never a silent U+FFFD in published data).
 public struct AdminLineDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = String
 
@@ -132,7 +135,12 @@ public struct AdminLineDecoder: NIOSingleStepByteToMessageDecoder {
         let consumed = length + 1
         if length > 0, view[newline - 1] == UInt8(ascii: "\r") { length -= 1 }
         guard length <= maximumLength else { throw AdminLineError.tooLong(limit: maximumLength) }
-        let line = buffer.getString(at: buffer.readerIndex, length: length) ?? ""
+        let line: String
+        do {
+            line = try buffer.getUTF8ValidatedString(at: buffer.readerIndex, length: length) ?? ""
+        } catch {
+            throw AdminLineError.invalidUTF8
+        }
         buffer.moveReaderIndex(forwardBy: consumed)
         return line
     }
@@ -142,7 +150,12 @@ public struct AdminLineDecoder: NIOSingleStepByteToMessageDecoder {
         // A last line without its LF still counts as a request.
         guard buffer.readableBytes > 0 else { return nil }
         guard buffer.readableBytes <= maximumLength else { throw AdminLineError.tooLong(limit: maximumLength) }
-        var line = buffer.readString(length: buffer.readableBytes) ?? ""
+        var line: String
+        do {
+            line = try buffer.readUTF8ValidatedString(length: buffer.readableBytes) ?? ""
+        } catch {
+            throw AdminLineError.invalidUTF8
+        }
         if line.unicodeScalars.last == "\r" { line.unicodeScalars.removeLast() }
         return line
     }

@@ -26,7 +26,7 @@ struct AdminClient {
         var bytes = Array(line.utf8)
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let written = bytes.withUnsafeMutableBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
             guard written > 0 else {
                 throw AdminClientError("writing to the admin socket failed: \(String(cString: strerror(errno)))")
             }
@@ -36,7 +36,14 @@ struct AdminClient {
 
     /// Sends one request and reads its reply (up to the empty line that ends it).
     func request(_ words: [String]) throws(AdminClientError) -> AdminReply {
-        try send(words)
+        // A hub that refuses this connection says why and closes at once: if the request can
+        // no longer be written, its explanation may still be there to read.
+        var sendError: AdminClientError?
+        do {
+            try send(words)
+        } catch {
+            sendError = error
+        }
         var lines: [String] = []
         var reader = LineReader(fd: fd)
         while let text = reader.next() {
@@ -44,7 +51,7 @@ struct AdminClient {
             lines.append(text)
         }
         guard let status = lines.first else {
-            throw AdminClientError("the hub closed the admin connection without a reply")
+            throw sendError ?? AdminClientError("the hub closed the admin connection without a reply")
         }
         if status == "ok" { return .ok(Array(lines.dropFirst())) }
         if status.hasPrefix("error: ") {
