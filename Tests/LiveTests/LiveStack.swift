@@ -119,15 +119,39 @@ final class LiveStack: Sendable {
         )
     }
 
-    /// `heraldctl stats --json`, decoded.
+    /// `stats --json` on the admin socket, decoded. (Not through heraldctl: spawning a
+    /// process while a test holds thousands of sockets crashed Foundation's Process.)
     func stats() throws -> HubStats {
-        let result = try heraldctl(["stats", "--json"])
-        guard result.status == 0,
-            let stats = WorkerStatsJSON.decodeHub(result.output.trimmingCharacters(in: .whitespacesAndNewlines))
-        else {
-            throw LiveStackError("heraldctl stats failed: \(result.error)")
+        let reply = try adminRequest(["stats", "--json"])
+        guard reply.error == nil, let json = reply.lines.first, let stats = WorkerStatsJSON.decodeHub(json) else {
+            throw LiveStackError("stats failed: \(reply.error ?? "unreadable reply")")
         }
         return stats
+    }
+
+    /// One blocking admin request on a new connection.
+    func adminRequest(_ words: [String]) throws -> AdminReply {
+        guard let fd = UnixListener.connect(adminSocket) else {
+            throw LiveStackError("cannot connect to \(adminSocket)")
+        }
+        defer { close(fd) }
+        let line = Array((AdminLine.join(words) + "\n").utf8)
+        guard line.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == line.count else {
+            throw LiveStackError("cannot send to \(adminSocket)")
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !(received.count >= 2 && received.suffix(2) == [10, 10]) {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            received += buffer[0..<count]
+        }
+        let lines = String(decoding: received, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard let status = lines.first else { throw LiveStackError("the hub closed the admin connection") }
+        if status.hasPrefix("error: ") {
+            return AdminReply(error: String(status.dropFirst(7)), lines: Array(lines.dropFirst()))
+        }
+        return .ok(Array(lines.dropFirst()))
     }
 
     /// Polls `condition` until it holds or `seconds` pass: for state that settles asynchronously

@@ -226,16 +226,15 @@ extension LiveSuites {
                 let connected = try await stack.eventually(within: 60) { try stack.stats().streams == 5000 }
                 #expect(connected)
                 let start = ContinuousClock.now
-                let drained = try stack.heraldctl(["drain", "--retry", "1000", "--jitter", "4000"])
-                #expect(drained.status == 0)
+                let drained = try stack.adminRequest(["drain", "--retry", "1000", "--jitter", "4000"])
+                #expect(drained.error == nil)
                 let allBack = try await stack.eventually(within: 60) {
                     guard try stack.stats().streams == 5000 else { return false }
                     return await clients.asyncCount { await $0.record.disconnects >= 1 } == 5000
                 }
                 let elapsed = ContinuousClock.now - start
                 #expect(allBack, "not every client was streaming again")
-                let id = try stack.heraldctl(["publish", "storm", "after"]).output.trimmingCharacters(
-                    in: .whitespacesAndNewlines)
+                let id = try #require(try stack.adminRequest(["publish", "storm", "after"]).lines.first)
                 for client in clients { _ = try await client.waitFor(id: id) }
                 print(
                     "reconnect storm: 5000 clients drained with retry 1000 ms + up to 4000 ms jitter, all streaming again after \(elapsed)"
