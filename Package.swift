@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "herald-hub", targets: ["herald-hub"]),
         .executable(name: "herald-worker", targets: ["herald-worker"]),
         .executable(name: "heraldctl", targets: ["heraldctl"]),
+        .executable(name: "herald-bench", targets: ["herald-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -17,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // Wire format of Server-Sent Events: encoder and parser, no I/O.
@@ -96,6 +98,17 @@ let package = Package(
             name: "heraldctl",
             dependencies: [
                 "HeraldProtocol", "SocketFiles",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "herald-bench",
+            dependencies: [
+                "HeraldClient", "SSE",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
