@@ -21,16 +21,24 @@ final class BenchSubscriberHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     private let figures: LoopFigures
+    private let readyOnHead: Bool
     private var parser = SSEParser()
     private var seen: [UInt64]
     private var isReady = false
 
-    init(figures: LoopFigures, events: Int) {
+    /// `readyOnHead`: count the subscriber as connected on a 200 response head (for servers
+    /// without an `init` event, such as nchan) instead of on its `init`.
+    init(figures: LoopFigures, events: Int, readyOnHead: Bool) {
         self.figures = figures
+        self.readyOnHead = readyOnHead
         seen = [UInt64](repeating: 0, count: (events + 63) / 64)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data), readyOnHead, head.status == .ok, !isReady {
+            isReady = true
+            figures.ready += 1
+        }
         guard case .body(let buffer) = unwrapInboundIn(data) else { return }
         let now = monotonicNanoseconds()
         for case .event(let message) in parser.feed(buffer.readableBytesView) {
@@ -77,14 +85,15 @@ func monotonicNanoseconds() -> UInt64 {
 
 /// Opens one subscriber on `loop`.
 func openSubscriber(
-    loop: EventLoop, figures: NIOLoopBound<LoopFigures>, host: String, port: Int, path: String, events: Int
+    loop: EventLoop, figures: NIOLoopBound<LoopFigures>, host: String, port: Int, path: String, events: Int,
+    readyOnHead: Bool
 ) -> EventLoopFuture<Channel> {
     ClientBootstrap(group: loop)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 try channel.pipeline.syncOperations.addHandler(
-                    BenchSubscriberHandler(figures: figures.value, events: events))
+                    BenchSubscriberHandler(figures: figures.value, events: events, readyOnHead: readyOnHead))
             }
         }
         .connect(host: host, port: port)

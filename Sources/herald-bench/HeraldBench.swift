@@ -22,6 +22,15 @@ struct HeraldBench: AsyncParsableCommand {
         String?
     @Option(help: "Subscribers to open (one connection each).") var subscribers: Int = 1000
     @Option(help: "The channel.") var channel: String = "bench"
+    @Option(help: "Subscribe path (default /stream/<channel>); e.g. nchan's /sub/<channel>.") var subscribePath: String?
+    @Option(
+        help:
+            "Publish with HTTP POST to this URL instead of the admin socket, e.g. http://127.0.0.1:8080/publish/bench.")
+    var publishURL: String?
+    @Option(help: "A header for HTTP publishing, 'Name: value' (repeatable), e.g. 'Authorization: Bearer TOKEN'.")
+    var publishHeader: [String] = []
+    @Flag(help: "Count a subscriber as connected on its 200 response head, for servers that send no init (nchan).")
+    var readyOnHead = false
     @Option(help: "Events to publish.") var events: Int = 200
     @Option(help: "Events per second.") var rate: Int = 20
     @Option(help: "Bytes of padding in each event.") var payloadBytes: Int = 64
@@ -55,8 +64,7 @@ struct HeraldBench: AsyncParsableCommand {
             channels.append(
                 try await openSubscriber(
                     loop: loops[slot], figures: figures[slot], host: "127.0.0.1", port: port,
-                    path: "/stream/\(channel)",
-                    events: events
+                    path: subscribePath ?? "/stream/\(channel)", events: events, readyOnHead: readyOnHead
                 ).get())
             next += .nanoseconds(1_000_000_000 / connectRate)
             if next > .now { try await Task.sleep(until: next) }
@@ -66,19 +74,20 @@ struct HeraldBench: AsyncParsableCommand {
         let memoryConnected = runDir.map { ProcessMemory.read(runDirectory: $0) } ?? [:]
 
         // Publish at the rate; each event carries its index and send time.
-        let admin = try await AdminConnection.connect(path: adminSocket, group: group)
+        let publisher = try await Publisher.make(
+            adminSocket: adminSocket, url: publishURL, headers: publishHeader, channel: channel, group: group)
         let padding = String(repeating: "x", count: payloadBytes)
         var acknowledged = 0
         let publishStart = ContinuousClock.now
         next = publishStart
         for index in 0..<events {
-            _ = try await admin.publish(channel: channel, data: "\(index) \(monotonicNanoseconds()) \(padding)")
+            try await publisher.publish("\(index) \(monotonicNanoseconds()) \(padding)")
             acknowledged += 1
             next += .nanoseconds(1_000_000_000 / rate)
             if next > .now { try await Task.sleep(until: next) }
         }
         let publishTime = ContinuousClock.now - publishStart
-        await admin.close()
+        await publisher.close()
         let expected = subscribers * events
         _ = try? await waitUntil(seconds: drainSeconds) { try await sum(figures) { $0.delivered } >= expected }
 
