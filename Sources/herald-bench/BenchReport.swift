@@ -63,34 +63,3 @@ struct BenchReport: Codable {
         return lines.joined(separator: "\n")
     }
 }
-
-/// Resident memory of the processes whose pid files are in a run directory.
-enum ProcessMemory {
-    static func read(runDirectory: String) -> [String: Int] {
-        var result: [String: Int] = [:]
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: runDirectory)) ?? []
-        for file in files where file.hasSuffix(".pid") && !file.hasPrefix("deploy") {
-            guard let text = try? String(contentsOfFile: "\(runDirectory)/\(file)", encoding: .utf8),
-                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-            else { continue }
-            let name = String(file.dropLast(4))
-            result[name] = resident(pid)
-            if name == "nginx",
-                let children = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)
-            {
-                for child in children.split(separator: " ").compactMap({ Int32($0) }) {
-                    result["nginx-worker-\(child)"] = resident(child)
-                }
-            }
-        }
-        return result
-    }
-
-    static func resident(_ pid: Int32) -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
-        }
-        return 0
-    }
-}

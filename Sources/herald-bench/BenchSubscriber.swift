@@ -1,6 +1,7 @@
 // One benchmark subscriber: an HTTP/1.1 event stream whose events are checked, not kept. Each
 // event's data is `<index> <monotonic ns when published> <padding>`; the subscriber marks the
 // index seen (loss and duplicates) and records the latency in its event loop's histogram.
+import HeraldClient
 import Histogram
 import NIOCore
 import NIOHTTP1
@@ -74,13 +75,6 @@ final class BenchSubscriberHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }
-}
-
-/// The monotonic clock in nanoseconds (publisher and subscribers run in one process).
-func monotonicNanoseconds() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }
 
 /// Opens one subscriber on `loop`.

@@ -1,6 +1,7 @@
 // A cheap stream reader for load tests: it parses on the event loop and keeps only counts,
 // the order of sequence numbers, and publish-to-arrival latencies, so hundreds of them do not
 // make the test process the bottleneck.
+import HeraldClient
 import HeraldProtocol
 import NIOCore
 import NIOHTTP1
@@ -53,13 +54,6 @@ final class CountingClient: Sendable {
 /// The record behind a lock (read by the test, written on the event loop).
 final class CountingState: Sendable {
     let value = Mutex(CountingRecord())
-}
-
-/// The monotonic clock in nanoseconds, shared by publisher and readers in one process.
-func monotonicNanoseconds() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }
 
 final class CountingHandler: ChannelInboundHandler {

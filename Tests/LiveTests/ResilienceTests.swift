@@ -140,7 +140,7 @@ extension LiveSuites {
                 let ready = try await stack.eventually { normal.allSatisfy { $0.record.events >= 1 } }
                 #expect(ready, "every normal client got its init")
                 let workers = ["worker-1", "worker-2"].compactMap { stack.pid(of: $0) }
-                let rssBefore = workers.map(residentKilobytes)
+                let rssBefore = workers.map(ProcessMemory.resident)
 
                 // Without slow clients first: the latency the normal clients see.
                 let quiet = try await Self.publishTimed(stack, count: 100, firehoseBytes: nil)
@@ -163,7 +163,7 @@ extension LiveSuites {
                         record.events == 201 && record.outOfOrder == 0 && record.lastSequence == loaded,
                         "a normal client missed events")
                 }
-                let rssAfter = workers.map(residentKilobytes)
+                let rssAfter = workers.map(ProcessMemory.resident)
                 for (before, after) in zip(rssBefore, rssAfter) {
                     #expect(after - before < 64 * 1024, "worker RSS grew by \(after - before) KB with 50 slow clients")
                 }
@@ -286,15 +286,6 @@ final class NeverReadingClient: Sendable {
     }
 
     func close() { _ = Glibc.close(fd) }
-}
-
-/// Resident memory of a process, in kilobytes.
-func residentKilobytes(_ pid: Int32) -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
-    }
-    return 0
 }
 
 extension Array where Element: Sendable {
