@@ -16,12 +16,14 @@ struct FormattedEvent: Sendable {
     let data: String
     /// SSE text for a stream on this channel alone (`event: delta`).
     let single: ByteBuffer
-    /// SSE text for a stream on several channels (`event: <channel>:delta`).
-    let multi: ByteBuffer
     /// `single` framed as FCGI_STDOUT for request id 1, the id nginx always uses.
     let singleRecord: ByteBuffer
-    /// `multi` framed likewise.
-    let multiRecord: ByteBuffer
+
+    /// SSE text for a stream on several channels (`event: <channel>:delta`). Made on demand:
+    /// most events have no multi-channel listener, so it is not formatted up front.
+    var multi: ByteBuffer { EventFormatter.sse(id: id, event: "\(channel):\(name)", data: data) }
+    /// `multi` framed as FCGI_STDOUT for request id 1.
+    var multiRecord: ByteBuffer { FastCGIRecords.stdout(requestID: 1, content: multi) }
 
     /// The framed bytes for a stream with `requestID`, on one or several channels.
     func record(requestID: UInt16, multiChannel: Bool) -> ByteBuffer {
@@ -36,13 +38,9 @@ enum EventFormatter {
     static func format(_ event: HubEvent, epoch: Epoch) -> FormattedEvent {
         let id = EventID(epoch: epoch, sequence: event.sequence).description
         let single = sse(id: id, event: event.name, data: event.data)
-        let multi = sse(id: id, event: "\(event.channel):\(event.name)", data: event.data)
         return FormattedEvent(
             sequence: event.sequence, channel: event.channel, id: id, name: event.name, data: event.data,
-            single: single,
-            multi: multi,
-            singleRecord: FastCGIRecords.stdout(requestID: 1, content: single),
-            multiRecord: FastCGIRecords.stdout(requestID: 1, content: multi))
+            single: single, singleRecord: FastCGIRecords.stdout(requestID: 1, content: single))
     }
 
     /// The `init` event of `channel` with `state` as of `sequence`.
@@ -66,7 +64,7 @@ enum EventFormatter {
     /// A heartbeat comment.
     static let ping: ByteBuffer = ByteBuffer(bytes: SSEEncoder.comment("ping"))
 
-    private static func sse(id: String, event: String, data: String) -> ByteBuffer {
+    static func sse(id: String, event: String, data: String) -> ByteBuffer {
         // The hub validated the event name; an id is digits, a dash and [0-9a-z]. Should either
         // ever hold a line break, the event goes out without that field rather than broken.
         let event = (try? SSEEvent(id: id, event: event, data: data)) ?? (try! SSEEvent(data: data))

@@ -139,6 +139,8 @@ final class StreamRegistry {
         var polls: [UInt64: (Subscriber, [PollEntry])] = [:]
         for event in events {
             guard let listeners = byChannel[event.channel] else { continue }
+            // The multi-channel variant is formatted at most once per event, and only if needed.
+            var multiRecord: ByteBuffer?
             for subscriber in listeners.values
             where !subscriber.awaitingStart && event.sequence > subscriber.lastSequence {
                 subscriber.lastSequence = event.sequence
@@ -147,7 +149,13 @@ final class StreamRegistry {
                         PollEntry(event: event, multiChannel: subscriber.multiChannel))
                     continue
                 }
-                let bytes = event.record(requestID: subscriber.requestID, multiChannel: subscriber.multiChannel)
+                let bytes: ByteBuffer
+                if subscriber.multiChannel, subscriber.requestID == 1 {
+                    if multiRecord == nil { multiRecord = event.multiRecord }
+                    bytes = multiRecord!
+                } else {
+                    bytes = event.record(requestID: subscriber.requestID, multiChannel: subscriber.multiChannel)
+                }
                 if write(bytes, to: subscriber) { touched[subscriber.id] = subscriber }
             }
         }
