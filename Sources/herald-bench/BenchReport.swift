@@ -1,5 +1,6 @@
 // What herald-bench prints: one run's figures, as text for people or one JSON line.
 import Foundation
+import Histogram
 
 struct BenchReport: Codable {
     struct Latency: Codable {
@@ -12,7 +13,7 @@ struct BenchReport: Codable {
     struct Memory: Codable {
         /// Resident kilobytes per process (hub, worker-N, nginx, nginx-worker-PID) before connecting.
         var before: [String: Int]
-        /// The same once every subscriber had its init.
+        /// The same once every subscriber was streaming.
         var connected: [String: Int]
     }
 
@@ -20,15 +21,57 @@ struct BenchReport: Codable {
     var events: Int
     var rate: Int
     var payloadBytes: Int
+    /// Events acknowledged by the server (fewer than `events` if publishing hit its deadline).
     var acknowledged: Int
+    /// Deliveries due: subscribers × acknowledged.
     var expected: Int
     var delivered: Int
     var lost: Int
     var duplicates: Int
+    /// Streams that ended during the run.
+    var ended: Int
+    /// Seconds from the first publish to the last acknowledgement.
+    var publishSeconds: Double
+    /// Events delivered per second, over all subscribers, while publishing.
     var deliveredPerSecond: Double
     var latencyMilliseconds: Latency
     var connectSeconds: Double
     var memoryKilobytes: Memory
+    /// CPU seconds per server process while events flowed (first publish to end of drain).
+    var cpuSeconds: [String: Double]
+    /// Wall seconds of that interval.
+    var flowSeconds: Double
+    /// Per subscriber process: the share of one core it kept busy while events flowed.
+    var clientBusy: [Double]
+
+    init(
+        subscribers: Int, events: Int, rate: Int, payloadBytes: Int, acknowledged: Int, publishSeconds: Double,
+        shares: [SubscriberShare], connectSeconds: Double, memoryKilobytes: Memory, cpuSeconds: [String: Double],
+        flowSeconds: Double
+    ) {
+        var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+        for share in shares { histogram.add(share.latency) }
+        self.subscribers = subscribers
+        self.events = events
+        self.rate = rate
+        self.payloadBytes = payloadBytes
+        self.acknowledged = acknowledged
+        expected = subscribers * acknowledged
+        delivered = shares.reduce(0) { $0 + $1.delivered }
+        lost = expected - delivered
+        duplicates = shares.reduce(0) { $0 + $1.duplicates }
+        ended = shares.reduce(0) { $0 + $1.ended }
+        self.publishSeconds = publishSeconds
+        deliveredPerSecond = publishSeconds > 0 ? Double(delivered) / publishSeconds : 0
+        latencyMilliseconds = Latency(
+            p50: Double(histogram.valueAtPercentile(50)) / 1000, p90: Double(histogram.valueAtPercentile(90)) / 1000,
+            p99: Double(histogram.valueAtPercentile(99)) / 1000, max: Double(histogram.maxRecorded) / 1000)
+        self.connectSeconds = connectSeconds
+        self.memoryKilobytes = memoryKilobytes
+        self.cpuSeconds = cpuSeconds
+        self.flowSeconds = flowSeconds
+        clientBusy = shares.map(\.busy)
+    }
 
     /// Kilobytes per subscriber added over all processes measured, if any were.
     var kilobytesPerSubscriber: Double? {
@@ -37,27 +80,32 @@ struct BenchReport: Codable {
         return Double(added) / Double(subscribers)
     }
 
-    var json: String {
+    func rendered(json: Bool) -> String {
+        guard json else { return text }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
     }
 
     var text: String {
+        func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
         var lines = [
-            "subscribers \(subscribers), events \(events) at \(rate)/s, payload \(payloadBytes) bytes",
-            "connect: all \(subscribers) streaming after \(String(format: "%.2f", connectSeconds)) s",
-            "delivered \(delivered) of \(expected) (\(String(format: "%.0f", deliveredPerSecond)) events/s), lost \(lost), duplicated \(duplicates)",
-            String(
-                format: "latency ms: p50 %.1f, p90 %.1f, p99 %.1f, max %.1f", latencyMilliseconds.p50,
-                latencyMilliseconds.p90,
-                latencyMilliseconds.p99, latencyMilliseconds.max),
+            "subscribers \(subscribers), events \(events) at \(rate)/s planned, payload \(payloadBytes) bytes",
+            "connect: all \(subscribers) streaming after \(format(connectSeconds, 2)) s",
+            "published \(acknowledged) in \(format(publishSeconds, 2)) s; delivered \(delivered) of \(expected) "
+                + "(\(format(deliveredPerSecond, 0)) events/s), lost \(lost), duplicated \(duplicates), streams ended \(ended)",
+            "latency ms: p50 \(format(latencyMilliseconds.p50)), p90 \(format(latencyMilliseconds.p90)), "
+                + "p99 \(format(latencyMilliseconds.p99)), max \(format(latencyMilliseconds.max))",
+            "client: \(clientBusy.count) subscriber processes, busy "
+                + clientBusy.map { "\(format($0 * 100, 0))%" }.joined(separator: " ") + " of a core",
         ]
         if let perSubscriber = kilobytesPerSubscriber {
-            lines.append(String(format: "memory: %.1f KB per subscriber over hub, workers and nginx", perSubscriber))
+            lines.append("memory: \(format(perSubscriber)) KB per subscriber over hub, workers and nginx")
             for name in memoryKilobytes.connected.keys.sorted() {
+                let cpu = cpuSeconds[name].map { ", CPU \(format($0 / max(flowSeconds, 0.001) * 100, 0))%" } ?? ""
                 lines.append(
-                    "  \(name): \(memoryKilobytes.before[name] ?? 0) KB -> \(memoryKilobytes.connected[name] ?? 0) KB")
+                    "  \(name): \(memoryKilobytes.before[name] ?? 0) KB -> \(memoryKilobytes.connected[name] ?? 0) KB\(cpu)"
+                )
             }
         }
         return lines.joined(separator: "\n")

@@ -1,13 +1,18 @@
 // How herald-bench publishes: through the hub's admin socket, or with HTTP POST to a URL (the
 // same way for Herald's /publish and for nchan's publisher location, for a fair comparison).
+import Foundation
 import HeraldClient
 import NIOCore
 import NIOHTTP1
 
-/// Sends one event at a time and waits for the server's acknowledgement.
+/// Sends events at a steady rate and waits for the server's acknowledgements.
 enum Publisher {
     case admin(AdminConnection, channel: String)
     case http(host: String, port: Int, path: String, headers: [(String, String)], group: EventLoopGroup)
+
+    /// HTTP publishes in flight at most: enough that one slow answer never holds back the
+    /// schedule, few enough that a stuck server is noticed.
+    static let httpInFlight = 64
 
     static func make(adminSocket: String, url: String?, headers: [String], channel: String, group: EventLoopGroup)
         async throws -> Publisher
@@ -34,7 +39,42 @@ enum Publisher {
             host: String(parts[0]), port: port, path: path.isEmpty ? "/" : String(path), headers: pairs, group: group)
     }
 
-    func publish(_ data: String) async throws {
+    /// Publishes `count` events at `rate` per second, each `<index> <monotonic ns> <padding>`,
+    /// and returns how many were acknowledged. A server that cannot take the rate slows the
+    /// schedule down; after `deadline` no new event is sent, so an overloaded run still ends. Admin publishes go one at a time on one
+    /// connection; HTTP publishes overlap (up to ``httpInFlight``), so that the schedule holds
+    /// even when an answer is slow. The send time is taken as the event goes out.
+    func publish(count: Int, rate: Int, payloadBytes: Int, deadline: ContinuousClock.Instant) async throws -> Int {
+        let padding = String(repeating: "x", count: payloadBytes)
+        let interval = Duration.nanoseconds(1_000_000_000 / rate)
+        var next = ContinuousClock.now
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            var acknowledged = 0
+            var inFlight = 0
+            for index in 0..<count {
+                if next > .now { try await Task.sleep(until: next) }
+                if ContinuousClock.now > deadline { break }
+                next += interval
+                let data = "\(index) \(monotonicNanoseconds()) \(padding)"
+                if case .admin = self {
+                    try await send(data)
+                    acknowledged += 1
+                    continue
+                }
+                if inFlight == Self.httpInFlight {
+                    try await tasks.next()
+                    acknowledged += 1
+                    inFlight -= 1
+                }
+                tasks.addTask { try await send(data) }
+                inFlight += 1
+            }
+            for try await _ in tasks { acknowledged += 1 }
+            return acknowledged
+        }
+    }
+
+    private func send(_ data: String) async throws {
         switch self {
         case .admin(let connection, let channel):
             _ = try await connection.publish(channel: channel, data: data)
