@@ -63,6 +63,29 @@ extension LiveSuites {
             }
         }
 
+        @Test("with HERALD_NGINX_WORKERS=2, two nginx workers share the port and every stream gets the events")
+        func twoNginxWorkers() async throws {
+            try await LiveStack.with(environment: ["HERALD_NGINX_WORKERS": "2"]) { stack in
+                let nginxWorkers = RunProcesses.read(runDirectory: stack.runDirectory).keys.filter {
+                    $0.hasPrefix("nginx-worker-")
+                }
+                #expect(nginxWorkers.count == 2)
+                var streams: [StreamProbe] = []
+                for _ in 0..<8 {
+                    let stream = try await StreamProbe(port: stack.port, path: "/stream/rooms")
+                    #expect(try await stream.head().status == 200)
+                    #expect(try await stream.nextEvent().type == "init")
+                    streams.append(stream)
+                }
+                let published = try stack.heraldctl(["publish", "rooms", "both nginx workers"])
+                for stream in streams {
+                    #expect(try await stream.nextEvent().data == "both nginx workers")
+                    await stream.close()
+                }
+                #expect(published.status == 0)
+            }
+        }
+
         @Test("a stream only receives the events of its own channel")
         func channelsAreSeparate() async throws {
             try await LiveStack.with { stack in
