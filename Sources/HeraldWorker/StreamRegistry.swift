@@ -28,6 +28,8 @@ final class Subscriber {
     /// For a poll: the id to answer with when nothing arrives.
     var resumeID: EventID?
     var timeout: Scheduled<Void>?
+    /// Written to during the current delivery and not flushed yet.
+    var flushPending = false
 
     init(id: UInt64, channel: Channel, requestID: UInt16, channels: [String], kind: Kind) {
         self.id = id
@@ -135,7 +137,9 @@ final class StreamRegistry {
     /// Writes a batch of events to every live stream on their channels, flushing each stream
     /// once, and answers the long polls waiting on them.
     func deliver(_ events: [FormattedEvent]) {
-        var touched: [UInt64: Subscriber] = [:]
+        // Streams written to in this batch, flushed once each at the end (no per-stream
+        // hashing or allocation beyond this one array's growth).
+        var touched: [Subscriber] = []
         var polls: [UInt64: (Subscriber, [PollEntry])] = [:]
         for event in events {
             guard let listeners = byChannel[event.channel] else { continue }
@@ -156,10 +160,16 @@ final class StreamRegistry {
                 } else {
                     bytes = event.record(requestID: subscriber.requestID, multiChannel: subscriber.multiChannel)
                 }
-                if write(bytes, to: subscriber) { touched[subscriber.id] = subscriber }
+                if write(bytes, to: subscriber), !subscriber.flushPending {
+                    subscriber.flushPending = true
+                    touched.append(subscriber)
+                }
             }
         }
-        for subscriber in touched.values { subscriber.channel.flush() }
+        for subscriber in touched {
+            subscriber.flushPending = false
+            subscriber.channel.flush()
+        }
         for (subscriber, entries) in polls.values { answerPoll(subscriber, entries: entries, epoch: nil) }
     }
 
