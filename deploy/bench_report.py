@@ -1,0 +1,223 @@
+"""deploy/bench_report.py: BENCHMARKS.md and bench-plot.png from deploy/bench's results.
+
+Reads bench-results.jsonl (one herald-bench --json report per line, plus "system" and
+"nginxWorkers"), and writes the table of both systems' figures with their ratios, the
+targets of the comparison, the machine and the command, and the plot of p99 latency
+against delivered events per second.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def run(command):
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip() or \
+            subprocess.run(command, capture_output=True, text=True, check=False).stderr.strip()
+    except OSError:
+        return "unknown"
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as meminfo:
+        total_kb = int(meminfo.readline().split()[1])
+    return [
+        f"CPU: {os.cpu_count()} x {model}",
+        f"Memory: {total_kb / 1024 / 1024:.1f} GiB; open files per process: {run(['bash', '-c', 'ulimit -Hn'])} (hard)",
+        f"Kernel: {platform.release()}",
+        f"nginx: {run(['/usr/sbin/nginx', '-v']).replace('nginx version: ', '')}; "
+        f"nchan: libnginx-mod-nchan {run(['dpkg-query', '-W', '-f=${Version}', 'libnginx-mod-nchan'])}",
+        f"Swift: {run(['swift', '--version']).splitlines()[0] if run(['swift', '--version']) else 'unknown'}",
+        f"Herald: commit {run(['git', 'rev-parse', '--short', 'HEAD'])}"
+        + (" (with uncommitted changes)" if run(['git', 'status', '--porcelain', '--untracked-files=no']) else ""),
+    ]
+
+
+def kb_per_subscriber(report):
+    memory = report["memoryKilobytes"]
+    added = sum(value - memory["before"].get(name, 0) for name, value in memory["connected"].items())
+    return added / report["subscribers"]
+
+
+def cpu_share(report, prefix):
+    flow = max(report["flowSeconds"], 0.001)
+    return sum(seconds for name, seconds in report["cpuSeconds"].items() if name.startswith(prefix)) / flow
+
+
+def ratio(herald, nchan):
+    return f"{herald / nchan:.2f}" if nchan else "n/a"
+
+
+def clean(report):
+    return report["lost"] == 0 and report["duplicates"] == 0 and report["ended"] == 0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--started", required=True)
+    parser.add_argument("--command", required=True)
+    args = parser.parse_args()
+
+    runs = defaultdict(dict)
+    with open(args.results) as results:
+        for line in results:
+            report = json.loads(line)
+            runs[(report["subscribers"], report["rate"])][report["system"]] = report
+    keys = sorted(key for key, pair in runs.items() if "herald" in pair and "nchan" in pair)
+    any_report = runs[keys[0]]["herald"]
+
+    out = []
+    out.append("# Herald and nchan, measured side by side")
+    out.append("")
+    out.append(f"Written by `deploy/bench` from one run started {args.started}; every figure below comes from "
+               "that run. Regenerate it with the command below on a quiet machine.")
+    out.append("")
+    out.append("```")
+    out.append(args.command)
+    out.append("```")
+    out.append("")
+    out.append("## Setup")
+    out.append("")
+    for line in machine():
+        out.append(f"- {line}")
+    out.append(f"- Load: `herald-bench` on the same machine, over loopback: subscribers connect at up to 50,000 per "
+               f"second, then {any_report['payloadBytes']}-byte events are published over HTTP at the given rate "
+               f"for {any_report['events'] // any_report['rate']} s; each carries its send time (CLOCK_MONOTONIC), "
+               "and latency is measured from just before the publish request to the subscriber's read.")
+    out.append("- Herald: `deploy/run` with the hub, 2 workers and nginx (the repository's `nginx.conf`), "
+               "publishing with `POST /publish/bench`. nchan: a private nginx with `deploy/nchan.conf` "
+               "(`nchan_publisher` and `nchan_subscriber eventsource`). Both get the same number of nginx worker "
+               "processes in a row (the column `nginx`).")
+    out.append("- Memory is the resident memory (RSS) added while the subscribers connected, over every process "
+               "of the system (Herald: hub, workers, nginx master and workers; nchan: nginx master and workers), "
+               "divided by the subscribers.")
+    out.append("")
+    out.append("## Results")
+    out.append("")
+    out.append("Ratios are Herald / nchan (below 1: Herald is lower). Delivered: events received per second over "
+               "all subscribers while publishing. Lost/dup/ended: events never received, received twice, and "
+               "streams that ended during the run.")
+    out.append("")
+    out.append("| subscribers × events/s | nginx | system | delivered/s | p50 ms | p90 ms | p99 ms | max ms | "
+               "KB/subscriber | connect s | lost/dup/ended |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for key in keys:
+        pair = runs[key]
+        for system in ("herald", "nchan"):
+            r = pair[system]
+            lat = r["latencyMilliseconds"]
+            out.append(f"| {key[0]:,} × {key[1]} | {r['nginxWorkers']} | {'Herald' if system == 'herald' else 'nchan'} "
+                       f"| {r['deliveredPerSecond']:,.0f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} "
+                       f"| {lat['max']:.1f} | {kb_per_subscriber(r):.1f} | {r['connectSeconds']:.2f} "
+                       f"| {r['lost']}/{r['duplicates']}/{r['ended']} |")
+        h, n = pair["herald"], pair["nchan"]
+        out.append(f"| | | **ratio** | | {ratio(h['latencyMilliseconds']['p50'], n['latencyMilliseconds']['p50'])} "
+                   f"| | **{ratio(h['latencyMilliseconds']['p99'], n['latencyMilliseconds']['p99'])}** | | "
+                   f"**{ratio(kb_per_subscriber(h), kb_per_subscriber(n))}** "
+                   f"| **{ratio(h['connectSeconds'], n['connectSeconds'])}** | |")
+    out.append("")
+
+    # The targets of the comparison (issue 5).
+    def kept_up(report):
+        # Publishing kept its schedule (within 5%): the row's offered rate was really offered.
+        return report["acknowledged"] == report["events"] and \
+            report["publishSeconds"] <= 1.05 * report["events"] / report["rate"]
+
+    def best_rate(system):
+        # The offered rate (subscribers × events/s) of the best row that held: p99 ≤ 100 ms,
+        # nothing lost or doubled, and the publishing schedule kept.
+        rates = [k[0] * k[1] for k in keys
+                 if runs[k][system]["latencyMilliseconds"]["p99"] <= 100 and clean(runs[k][system])
+                 and kept_up(runs[k][system])]
+        return max(rates) if rates else 0
+
+    out.append("## Targets")
+    out.append("")
+    out.append("| figure | Herald | nchan | target | met |")
+    out.append("|---|---|---|---|---|")
+    hb, nb = best_rate("herald"), best_rate("nchan")
+    out.append(f"| highest delivered rate (subscribers × events/s) with p99 ≤ 100 ms, nothing lost and the "
+               f"publishing schedule kept, of the rows above | {hb:,.0f}/s "
+               f"| {nb:,.0f}/s | at least nchan's | {'yes' if hb >= nb and hb > 0 else 'no'} |")
+    reference = (5000, 20) if (5000, 20) in runs and len(runs[(5000, 20)]) == 2 else None
+    if reference:
+        h, n = runs[reference]["herald"], runs[reference]["nchan"]
+        hp, np_ = h["latencyMilliseconds"]["p99"], n["latencyMilliseconds"]["p99"]
+        out.append(f"| p99 at 5,000 subscribers × 20/s | {hp:.1f} ms | {np_:.1f} ms | ≤ 1.5 × nchan's "
+                   f"| {'yes' if hp <= 1.5 * np_ else 'no'} ({ratio(hp, np_)}) |")
+        hm, nm = kb_per_subscriber(h), kb_per_subscriber(n)
+        out.append(f"| memory per subscriber at 5,000, all processes | {hm:.1f} KB | {nm:.1f} KB | ≤ 1.25 × nchan's "
+                   f"| {'yes' if hm <= 1.25 * nm else 'no'} ({ratio(hm, nm)}) |")
+        hc, nc = h["connectSeconds"], n["connectSeconds"]
+        out.append(f"| time to connect 5,000 subscribers | {hc:.2f} s | {nc:.2f} s | ≤ 2 × nchan's "
+                   f"| {'yes' if hc <= 2 * nc else 'no'} ({ratio(hc, nc)}) |")
+    lost = sum(runs[k]["herald"]["lost"] for k in keys)
+    dup = sum(runs[k]["herald"]["duplicates"] for k in keys)
+    nlost = sum(runs[k]["nchan"]["lost"] for k in keys)
+    ndup = sum(runs[k]["nchan"]["duplicates"] for k in keys)
+    out.append(f"| lost / duplicated events, all rows | {lost} / {dup} | {nlost} / {ndup} | 0 / 0 "
+               f"| {'yes' if lost == 0 and dup == 0 else 'no'} |")
+    out.append("")
+
+    out.append("## Where the CPU goes")
+    out.append("")
+    out.append("Share of one core each process used while events flowed (first publish to the last delivery or "
+               "the drain timeout), and how busy each subscriber process of the client was. A client process near "
+               "100% would be the bottleneck; the client processes share the machine's two cores with the server.")
+    out.append("")
+    out.append("| subscribers × events/s | Herald nginx | Herald workers | Herald hub | nchan nginx | client (Herald run) "
+               "| client (nchan run) |")
+    out.append("|---|---|---|---|---|---|---|")
+    for key in keys:
+        h, n = runs[key]["herald"], runs[key]["nchan"]
+        out.append(f"| {key[0]:,} × {key[1]} | {cpu_share(h, 'nginx'):.0%} | {cpu_share(h, 'worker'):.0%} "
+                   f"| {cpu_share(h, 'hub'):.0%} | {cpu_share(n, 'nginx'):.0%} "
+                   f"| {' '.join(f'{b:.0%}' for b in h['clientBusy'])} | {' '.join(f'{b:.0%}' for b in n['clientBusy'])} |")
+    out.append("")
+    out.append("## Plot")
+    out.append("")
+    out.append("![p99 latency against delivered events per second](bench-plot.png)")
+    out.append("")
+
+    with open(os.path.join(args.output, "BENCHMARKS.md"), "w") as markdown:
+        markdown.write("\n".join(out))
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for system, color, marker in (("herald", "tab:blue", "o"), ("nchan", "tab:orange", "s")):
+        points = sorted((runs[k][system]["deliveredPerSecond"], runs[k][system]["latencyMilliseconds"]["p99"], k)
+                        for k in keys)
+        axes.plot([p[0] for p in points], [p[1] for p in points], marker=marker, color=color, linestyle="",
+                  label="Herald" if system == "herald" else "nchan")
+        for x, y, k in points:
+            axes.annotate(f"{k[0] // 1000}k×{k[1]}", (x, y), textcoords="offset points", xytext=(5, 4),
+                          fontsize=8, color=color)
+    axes.axhline(100, color="gray", linestyle="--", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("delivered events per second (all subscribers)")
+    axes.set_ylabel("p99 latency, ms")
+    axes.set_title("Herald and nchan on one 2-core machine (deploy/bench)")
+    axes.legend()
+    axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(os.path.join(args.output, "bench-plot.png"), dpi=110)
+
+
+if __name__ == "__main__":
+    main()
