@@ -8,6 +8,14 @@ struct BenchReport: Codable {
         var p90: Double
         var p99: Double
         var max: Double
+
+        /// Percentiles in milliseconds of a histogram in microseconds.
+        init(_ histogram: Histogram<UInt64>) {
+            p50 = Double(histogram.valueAtPercentile(50)) / 1000
+            p90 = Double(histogram.valueAtPercentile(90)) / 1000
+            p99 = Double(histogram.valueAtPercentile(99)) / 1000
+            max = Double(histogram.maxRecorded) / 1000
+        }
     }
 
     struct Memory: Codable {
@@ -35,6 +43,8 @@ struct BenchReport: Codable {
     /// Events delivered per second, over all subscribers, while publishing.
     var deliveredPerSecond: Double
     var latencyMilliseconds: Latency
+    /// From sending a publish to its acknowledgement.
+    var publishAcknowledgedMilliseconds: Latency
     var connectSeconds: Double
     var memoryKilobytes: Memory
     /// CPU seconds per server process while events flowed (first publish to end of drain).
@@ -45,7 +55,8 @@ struct BenchReport: Codable {
     var clientBusy: [Double]
 
     init(
-        subscribers: Int, events: Int, rate: Int, payloadBytes: Int, acknowledged: Int, publishSeconds: Double,
+        subscribers: Int, events: Int, rate: Int, payloadBytes: Int, acknowledged: Int,
+        acknowledgement: Histogram<UInt64>, publishSeconds: Double,
         shares: [SubscriberShare], connectSeconds: Double, memoryKilobytes: Memory, cpuSeconds: [String: Double],
         flowSeconds: Double
     ) {
@@ -63,9 +74,8 @@ struct BenchReport: Codable {
         ended = shares.reduce(0) { $0 + $1.ended }
         self.publishSeconds = publishSeconds
         deliveredPerSecond = publishSeconds > 0 ? Double(delivered) / publishSeconds : 0
-        latencyMilliseconds = Latency(
-            p50: Double(histogram.valueAtPercentile(50)) / 1000, p90: Double(histogram.valueAtPercentile(90)) / 1000,
-            p99: Double(histogram.valueAtPercentile(99)) / 1000, max: Double(histogram.maxRecorded) / 1000)
+        latencyMilliseconds = Latency(histogram)
+        publishAcknowledgedMilliseconds = Latency(acknowledgement)
         self.connectSeconds = connectSeconds
         self.memoryKilobytes = memoryKilobytes
         self.cpuSeconds = cpuSeconds
@@ -96,6 +106,9 @@ struct BenchReport: Codable {
                 + "(\(format(deliveredPerSecond, 0)) events/s), lost \(lost), duplicated \(duplicates), streams ended \(ended)",
             "latency ms: p50 \(format(latencyMilliseconds.p50)), p90 \(format(latencyMilliseconds.p90)), "
                 + "p99 \(format(latencyMilliseconds.p99)), max \(format(latencyMilliseconds.max))",
+            "publish acknowledged ms: p50 \(format(publishAcknowledgedMilliseconds.p50, 2)), "
+                + "p90 \(format(publishAcknowledgedMilliseconds.p90, 2)), "
+                + "p99 \(format(publishAcknowledgedMilliseconds.p99, 2)), max \(format(publishAcknowledgedMilliseconds.max, 2))",
             "client: \(clientBusy.count) subscriber processes, busy "
                 + clientBusy.map { "\(format($0 * 100, 0))%" }.joined(separator: " ") + " of a core",
         ]

@@ -91,7 +91,7 @@ struct HeraldBench: AsyncParsableCommand {
             let publishStart = ContinuousClock.now
             // Twice the planned time, plus 5 s: past that the server is far beyond its limit.
             let deadline = publishStart + .seconds(2 * Double(events) / Double(rate) + 5)
-            let acknowledged = try await publisher.publish(
+            let (acknowledged, acknowledgement) = try await publisher.publish(
                 count: events, rate: rate, payloadBytes: payloadBytes, deadline: deadline)
             let publishTime = seconds(ContinuousClock.now - publishStart)
             await publisher.close()
@@ -104,7 +104,8 @@ struct HeraldBench: AsyncParsableCommand {
             print(
                 BenchReport(
                     subscribers: subscribers, events: events, rate: rate, payloadBytes: payloadBytes,
-                    acknowledged: acknowledged, publishSeconds: publishTime, shares: shares,
+                    acknowledged: acknowledged, acknowledgement: acknowledgement, publishSeconds: publishTime,
+                    shares: shares,
                     connectSeconds: connectTimes.max() ?? 0,
                     memoryKilobytes: .init(before: memoryBefore, connected: memoryConnected),
                     cpuSeconds: cpuAfter.reduce(into: [:]) { $0[$1.key] = $1.value - (cpuBefore[$1.key] ?? 0) },

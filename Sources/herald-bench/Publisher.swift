@@ -2,6 +2,7 @@
 // same way for Herald's /publish and for nchan's publisher location, for a fair comparison).
 import Foundation
 import HeraldClient
+import Histogram
 import NIOCore
 import NIOHTTP1
 
@@ -40,38 +41,52 @@ enum Publisher {
     }
 
     /// Publishes `count` events at `rate` per second, each `<index> <monotonic ns> <padding>`,
-    /// and returns how many were acknowledged. A server that cannot take the rate slows the
-    /// schedule down; after `deadline` no new event is sent, so an overloaded run still ends. Admin publishes go one at a time on one
-    /// connection; HTTP publishes overlap (up to ``httpInFlight``), so that the schedule holds
-    /// even when an answer is slow. The send time is taken as the event goes out.
-    func publish(count: Int, rate: Int, payloadBytes: Int, deadline: ContinuousClock.Instant) async throws -> Int {
+    /// and returns how many were acknowledged and the time from sending each to its
+    /// acknowledgement (the admin socket's `ok`, or the HTTP 2xx), in microseconds. A server that
+    /// cannot take the rate slows the schedule down; after `deadline` no new event is sent, so
+    /// an overloaded run still ends. Admin publishes go one at a time on one connection; HTTP
+    /// publishes overlap (up to ``httpInFlight``), so that the schedule holds even when an answer
+    /// is slow. The send time is taken as the event goes out.
+    func publish(count: Int, rate: Int, payloadBytes: Int, deadline: ContinuousClock.Instant) async throws -> (
+        acknowledged: Int, latency: Histogram<UInt64>
+    ) {
         let padding = String(repeating: "x", count: payloadBytes)
         let interval = Duration.nanoseconds(1_000_000_000 / rate)
         var next = ContinuousClock.now
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+        var latency = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+        let acknowledged = try await withThrowingTaskGroup(of: UInt64.self) { tasks in
             var acknowledged = 0
             var inFlight = 0
             for index in 0..<count {
                 if next > .now { try await Task.sleep(until: next) }
                 if ContinuousClock.now > deadline { break }
                 next += interval
-                let data = "\(index) \(monotonicNanoseconds()) \(padding)"
+                let sent = monotonicNanoseconds()
+                let data = "\(index) \(sent) \(padding)"
                 if case .admin = self {
                     try await send(data)
+                    _ = latency.record((monotonicNanoseconds() - sent) / 1000)
                     acknowledged += 1
                     continue
                 }
-                if inFlight == Self.httpInFlight {
-                    try await tasks.next()
+                if inFlight == Self.httpInFlight, let took = try await tasks.next() {
+                    _ = latency.record(took)
                     acknowledged += 1
                     inFlight -= 1
                 }
-                tasks.addTask { try await send(data) }
+                tasks.addTask {
+                    try await send(data)
+                    return (monotonicNanoseconds() - sent) / 1000
+                }
                 inFlight += 1
             }
-            for try await _ in tasks { acknowledged += 1 }
+            for try await took in tasks {
+                _ = latency.record(took)
+                acknowledged += 1
+            }
             return acknowledged
         }
+        return (acknowledged, latency)
     }
 
     private func send(_ data: String) async throws {
