@@ -27,6 +27,8 @@ struct BenchReport: Codable {
     var duplicates: Int
     var deliveredPerSecond: Double
     var latencyMilliseconds: Latency
+    /// From sending a publish to its acknowledgement (one publish at a time).
+    var publishAcknowledgedMilliseconds: Latency
     var connectSeconds: Double
     var memoryKilobytes: Memory
 
@@ -52,6 +54,10 @@ struct BenchReport: Codable {
                 format: "latency ms: p50 %.1f, p90 %.1f, p99 %.1f, max %.1f", latencyMilliseconds.p50,
                 latencyMilliseconds.p90,
                 latencyMilliseconds.p99, latencyMilliseconds.max),
+            String(
+                format: "publish acknowledged ms: p50 %.2f, p90 %.2f, p99 %.2f, max %.2f",
+                publishAcknowledgedMilliseconds.p50, publishAcknowledgedMilliseconds.p90,
+                publishAcknowledgedMilliseconds.p99, publishAcknowledgedMilliseconds.max),
         ]
         if let perSubscriber = kilobytesPerSubscriber {
             lines.append(String(format: "memory: %.1f KB per subscriber over hub, workers and nginx", perSubscriber))

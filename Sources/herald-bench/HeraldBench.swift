@@ -80,8 +80,13 @@ struct HeraldBench: AsyncParsableCommand {
         var acknowledged = 0
         let publishStart = ContinuousClock.now
         next = publishStart
+        // Publish to acknowledgement, in microseconds (the admin socket's `ok`, or the HTTP 200).
+        var acknowledgement = Histogram<UInt64>(
+            highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
         for index in 0..<events {
-            try await publisher.publish("\(index) \(monotonicNanoseconds()) \(padding)")
+            let sent = monotonicNanoseconds()
+            try await publisher.publish("\(index) \(sent) \(padding)")
+            _ = acknowledgement.record((monotonicNanoseconds() - sent) / 1000)
             acknowledged += 1
             next += .nanoseconds(1_000_000_000 / rate)
             if next > .now { try await Task.sleep(until: next) }
@@ -114,6 +119,11 @@ struct HeraldBench: AsyncParsableCommand {
                 p50: Double(histogram.valueAtPercentile(50)) / 1000,
                 p90: Double(histogram.valueAtPercentile(90)) / 1000,
                 p99: Double(histogram.valueAtPercentile(99)) / 1000, max: Double(histogram.maxRecorded) / 1000),
+            publishAcknowledgedMilliseconds: .init(
+                p50: Double(acknowledgement.valueAtPercentile(50)) / 1000,
+                p90: Double(acknowledgement.valueAtPercentile(90)) / 1000,
+                p99: Double(acknowledgement.valueAtPercentile(99)) / 1000,
+                max: Double(acknowledgement.maxRecorded) / 1000),
             connectSeconds: seconds(connectTime),
             memoryKilobytes: .init(before: memoryBefore, connected: memoryConnected))
         print(json ? report.json : report.text)
