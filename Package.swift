@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // Cluster mode: hubs on several machines share one ordered event log in PostgreSQL.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Wire format of Server-Sent Events: encoder and parser, no I/O.
@@ -60,6 +62,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                // Cluster mode (--cluster postgres://…): the shared event log.
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
         // The worker: FastCGI front (libfcgi threads), SSE streams (SwiftNIO), hub link.

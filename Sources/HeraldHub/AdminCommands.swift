@@ -211,7 +211,7 @@ enum AdminCommands {
     static func reply(for result: PublishResult, epoch: Epoch) -> AdminOutcome {
         switch result {
         case .accepted(let sequence): return .reply(.ok([EventID(epoch: epoch, sequence: sequence).description]))
-        case .refused(let reason): return .reply(.failure(reason))
+        case .refused(let reason), .unavailable(let reason): return .reply(.failure(reason))
         }
     }
 
@@ -247,6 +247,17 @@ extension HubStats {
             "epoch: \(epoch)", "sequence: \(sequence)", "channels: \(channels)", "events published: \(eventsPublished)",
             "uptime: \(Int(uptimeSeconds)) s", "workers: \(workers.count)", "streams: \(streams)",
         ]
+        if let cluster {
+            let link =
+                cluster.connected
+                ? "connected"
+                : "DISCONNECTED for \(Int(cluster.disconnectedSeconds ?? 0)) s, reconnecting"
+            lines.append("cluster: \(cluster.database), \(link)")
+            lines.append(
+                "cluster log: read through \(cluster.lastSequenceRead), head \(cluster.headSequence), pruned through \(cluster.prunedThrough), publishes waiting \(cluster.publishQueue), reconnects \(cluster.reconnects)"
+            )
+            if let error = cluster.lastError { lines.append("cluster last error: \(error)") }
+        }
         for worker in workers {
             let perChannel = worker.streamsByChannel.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             lines.append(

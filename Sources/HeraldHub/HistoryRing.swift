@@ -46,6 +46,17 @@ struct HistoryRing {
         self.lastDroppedByChannel = lastDroppedByChannel
     }
 
+    /// Drops every event up to `sequence` (a prune of the cluster's log reached it), so that a
+    /// resume from before it gets a fresh `init`, as on every other hub.
+    mutating func dropThrough(_ sequence: UInt64) {
+        while let first = events.first, first.sequence <= sequence {
+            events.removeFirst()
+            bytes -= Self.cost(of: first)
+            lastDroppedByChannel[first.channel] = first.sequence
+        }
+        lastDropped = max(lastDropped, sequence)
+    }
+
     /// Whether every event of `channel` after `sequence` is still in the ring.
     func covers(channel: String, after sequence: UInt64) -> Bool {
         (lastDroppedByChannel[channel] ?? 0) <= sequence

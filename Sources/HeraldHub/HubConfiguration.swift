@@ -36,6 +36,9 @@ public struct HubConfiguration: Sendable {
     /// `--snapshot-bytes`: a snapshot is written (and older segments deleted) once the current
     /// journal segment reaches this size, which bounds restart time.
     public var snapshotBytes: Int = 16 << 20
+    /// `--cluster`: share one ordered event log with hubs on other machines through PostgreSQL;
+    /// nil (the default) keeps this hub on its own, with its journal.
+    public var cluster: ClusterSettings?
 
     public init() {}
 }

@@ -34,17 +34,19 @@ final class HubCore {
     let startedAt = NIODeadline.now()
     private let threadPool: NIOThreadPool
 
-    private(set) var state: HubState
+    var state: HubState
     /// The last sequence delivered to workers and acknowledged.
-    private(set) var visibleSequence: UInt64 = 0
-    private(set) var eventsPublished: UInt64 = 0
+    var visibleSequence: UInt64 = 0
+    var eventsPublished: UInt64 = 0
     private var journal: Journal?
     private var pending = CircularBuffer<PendingEvent>()
     private var fsyncInFlight = false
     private var fsyncScheduled = false
     private var snapshotInFlight = false
-    private var workers: [ObjectIdentifier: WorkerSession] = [:]
-    private var tails: [ObjectIdentifier: TailFollower] = [:]
+    var workers: [ObjectIdentifier: WorkerSession] = [:]
+    var tails: [ObjectIdentifier: TailFollower] = [:]
+    /// Cluster mode's side of the hub (nil on a single machine).
+    var cluster: ClusterBridge?
     private var nextRequestID: UInt64 = 1
     private var pendingStats: [UInt64: StatsGathering] = [:]
 
@@ -97,6 +99,29 @@ final class HubCore {
             ])
     }
 
+    /// Starts from a cluster's log (`--cluster`): epoch, states and history come from the database.
+    init(
+        loop: EventLoop, configuration: HubConfiguration, logger: Logger, threadPool: NIOThreadPool,
+        cluster snapshot: ClusterSnapshot, bridge: ClusterBridge
+    ) {
+        self.loop = loop
+        self.configuration = configuration
+        self.logger = logger
+        self.threadPool = threadPool
+        let history = HistoryRing(maximumEvents: configuration.historyEvents, maximumBytes: configuration.historyBytes)
+        state = HubState(cluster: snapshot, history: history, maxEventBytes: configuration.maxEventBytes)
+        visibleSequence = snapshot.head.sequence
+        cluster = bridge
+        bridge.observe(snapshot.head)
+        logger.info(
+            "cluster log loaded",
+            metadata: [
+                "cluster.database": "\(bridge.settings.database)", "hub.epoch": "\(state.epoch)",
+                "hub.sequence": "\(visibleSequence)", "hub.channels": "\(state.channels.count)",
+                "hub.historyEvents": "\(state.history.events.count)",
+            ])
+    }
+
     var epoch: Epoch { state.epoch }
     var workerSessions: [WorkerSession] { Array(workers.values) }
 
@@ -106,12 +131,16 @@ final class HubCore {
     /// delivered to the workers, with its sequence number or why it was refused.
     func publish(_ request: PublishRequest) -> EventLoopFuture<PublishResult> {
         loop.preconditionInEventLoop()
+        if cluster != nil {
+            return clusterWrite(ClusterWrite.Change.validating(request, maxEventBytes: configuration.maxEventBytes))
+        }
         return commit(state.prepare(request))
     }
 
     /// Replaces a channel's state; connected clients get it as a fresh `init`.
     func setState(channel: String, json: String) -> EventLoopFuture<PublishResult> {
         loop.preconditionInEventLoop()
+        if cluster != nil { return clusterWrite(ClusterWrite.Change.validatingState(channel: channel, json: json)) }
         return commit(state.prepareSet(channel: channel, json: json))
     }
 
@@ -360,7 +389,7 @@ final class HubCore {
     }
 
     /// One line of JSON per event, as `tail` prints it.
-    private func tailLine(_ event: HubEvent) -> String {
+    func tailLine(_ event: HubEvent) -> String {
         "{\"id\":\(JSONValue.quoted(EventID(epoch: state.epoch, sequence: event.sequence).description)),"
             + "\"channel\":\(JSONValue.quoted(event.channel)),\"event\":\(JSONValue.quoted(event.name)),"
             + "\"data\":\(JSONValue.quoted(event.data))}"
@@ -422,11 +451,12 @@ final class HubCore {
     private func finish(_ request: UInt64) {
         guard let gathering = pendingStats.removeValue(forKey: request) else { return }
         let workers = gathering.replies.sorted { $0.id < $1.id }
-        let stats = HubStats(
+        var stats = HubStats(
             epoch: state.epoch.rawValue, sequence: visibleSequence, channels: state.channels.count,
             eventsPublished: eventsPublished,
             uptimeSeconds: Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9,
             streams: workers.reduce(0) { $0 + $1.streams }, workers: workers)
+        stats.cluster = cluster?.stats(visibleSequence: visibleSequence)
         gathering.promise.succeed(stats)
     }
 }

@@ -32,15 +32,28 @@ public struct HubService: Service {
         let configuration = self.configuration
         let logger = self.logger
         let core: NIOLoopBound<HubCore>
+        var clusterServices: [any Service] = []
         do {
-            core = try await loop.submit {
-                NIOLoopBound(
-                    try HubCore(loop: loop, configuration: configuration, logger: logger, threadPool: threadPool),
-                    eventLoop: loop)
-            }.get()
+            if let settings = configuration.cluster {
+                let services = try await Self.startCluster(
+                    settings: settings, configuration: configuration, loop: loop, threadPool: threadPool, logger: logger
+                )
+                core = services.core
+                clusterServices = services.services
+            } else {
+                core = try await loop.submit {
+                    NIOLoopBound(
+                        try HubCore(loop: loop, configuration: configuration, logger: logger, threadPool: threadPool),
+                        eventLoop: loop)
+                }.get()
+            }
         } catch {
             try? await threadPool.shutdownGracefully()
             try await group.shutdownGracefully()
+            if error is CancellationError {
+                logger.info("hub stopping before it could read the cluster log")
+                return
+            }
             throw error
         }
 
@@ -81,7 +94,16 @@ public struct HubService: Service {
                     "hub.adminSocket": "\(configuration.adminSocketPath)",
                     "hub.epoch": "\(epoch)",
                 ])
-            try await gracefulShutdown()
+            if clusterServices.isEmpty {
+                try await gracefulShutdown()
+            } else {
+                // The follower and the publisher run until the hub is asked to stop.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for service in clusterServices { group.addTask { try await service.run() } }
+                    try await gracefulShutdown()
+                    group.cancelAll()
+                }
+            }
             logger.info("hub stopping")
         } catch {
             await Self.close(servers)
@@ -94,6 +116,38 @@ public struct HubService: Service {
         try? await loop.submit { core.value.flushJournal() }.get()
         try? await threadPool.shutdownGracefully()
         try await group.shutdownGracefully()
+    }
+
+    /// Cluster mode: reads the log (waiting for the database if it is away), makes the core
+    /// from it, and the follower and publisher that keep it current.
+    private static func startCluster(
+        settings: ClusterSettings, configuration: HubConfiguration, loop: EventLoop, threadPool: NIOThreadPool,
+        logger: Logger
+    ) async throws -> (core: NIOLoopBound<HubCore>, services: [any Service]) {
+        let log = ClusterLog(logger: logger, maxEventBytes: configuration.maxEventBytes)
+        // SIGTERM while the database is still away stops the wait.
+        let snapshot = try await cancelWhenGracefulShutdown {
+            try await ClusterFollower.initialSnapshot(
+                log: log, settings: settings, historyEvents: configuration.historyEvents, loop: loop, logger: logger)
+        }
+        let (publisherWakes, publisherWake) = AsyncStream.makeStream(
+            of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let (followerWakes, followerWake) = AsyncStream.makeStream(
+            of: ClusterWake.self, bufferingPolicy: .bufferingNewest(1024))
+        let core = try await loop.submit {
+            let bridge = ClusterBridge(settings: settings, publisherWake: publisherWake, followerWake: followerWake)
+            return NIOLoopBound(
+                HubCore(
+                    loop: loop, configuration: configuration, logger: logger, threadPool: threadPool,
+                    cluster: snapshot, bridge: bridge),
+                eventLoop: loop)
+        }.get()
+        let follower = ClusterFollower(
+            core: core, loop: loop, log: log, settings: settings, historyEvents: configuration.historyEvents,
+            wakes: followerWakes, wake: followerWake, logger: logger)
+        let publisher = ClusterPublisher(
+            core: core, loop: loop, log: log, settings: settings, wakes: publisherWakes, logger: logger)
+        return (core, [follower, publisher])
     }
 
     private static func close(_ servers: [(Channel, String)]) async {

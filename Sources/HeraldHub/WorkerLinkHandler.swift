@@ -35,6 +35,18 @@ final class WorkerLinkHandler: ChannelInboundHandler {
         }
         switch frame {
         case .subscribe(let request, let channels, let resumeAfter):
+            if let caughtUp = core.waitBeforeSubscribe(resumeAfter: resumeAfter) {
+                // Cluster mode, an id from another hub that this one has not read yet.
+                let core = self.core
+                let channel = context.channel
+                caughtUp.assumeIsolated().whenComplete { _ in
+                    var buffer = channel.allocator.buffer(capacity: 64)
+                    core.subscribe(request: request, channelNames: channels, resumeAfter: resumeAfter)
+                        .encode(into: &buffer)
+                    channel.writeAndFlush(buffer, promise: nil)
+                }
+                return
+            }
             send(core.subscribe(request: request, channelNames: channels, resumeAfter: resumeAfter), context: context)
         case .publish(let request, let publish):
             let channel = context.channel

@@ -44,6 +44,9 @@ public enum PublishResult: Sendable, Equatable {
     case accepted(sequence: UInt64)
     /// Refused; the message says why, in words for the publisher.
     case refused(String)
+    /// Not published because something the hub needs is away (the cluster's database); worth
+    /// trying again shortly. The message says what.
+    case unavailable(String)
 }
 
 /// A channel's starting point for a new subscriber: its state as of the reply's sequence.

@@ -84,6 +84,9 @@ extension HubFrame {
             case .refused(let message):
                 buffer.writeInteger(UInt8(1))
                 buffer.writeLengthPrefixedString(message)
+            case .unavailable(let message):
+                buffer.writeInteger(UInt8(2))
+                buffer.writeLengthPrefixedString(message)
             }
         case .statsRequest(let request):
             buffer.writeInteger(Kind.statsRequest.rawValue)
@@ -153,9 +156,13 @@ extension HubFrame {
             frame = .publish(request: request, PublishRequest(channel: channel, name: name, data: data, merge: merge))
         case .published:
             let request: UInt64 = try reader.integer()
-            let refused = try reader.flag()
-            frame = .published(
-                request: request, refused ? .refused(try reader.string()) : .accepted(sequence: try reader.integer()))
+            let outcome: UInt8 = try reader.integer()
+            switch outcome {
+            case 0: frame = .published(request: request, .accepted(sequence: try reader.integer()))
+            case 1: frame = .published(request: request, .refused(try reader.string()))
+            case 2: frame = .published(request: request, .unavailable(try reader.string()))
+            default: throw .invalidFlag(type: rawType, value: outcome)
+            }
         case .statsRequest:
             frame = .statsRequest(request: try reader.integer())
         case .statsReply:

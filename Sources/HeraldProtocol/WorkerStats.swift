@@ -57,6 +57,8 @@ public struct HubStats: Codable, Sendable, Equatable {
     public var streams: Int
     /// The connected workers' figures (those that answered in time).
     public var workers: [WorkerStats]
+    /// Cluster mode's figures; absent on a single machine.
+    public var cluster: ClusterStats?
 
     public init(
         epoch: String, sequence: UInt64, channels: Int, eventsPublished: UInt64, uptimeSeconds: Double, streams: Int,
@@ -69,5 +71,42 @@ public struct HubStats: Codable, Sendable, Equatable {
         self.uptimeSeconds = uptimeSeconds
         self.streams = streams
         self.workers = workers
+    }
+}
+
+/// A hub's view of the cluster's shared log (`--cluster`), as `stats` shows it.
+public struct ClusterStats: Codable, Sendable, Equatable {
+    /// The database, without its password.
+    public var database: String
+    /// Whether the hub's reading connection (LISTEN) is up.
+    public var connected: Bool
+    /// The last sequence this hub has read from the log and delivered to its workers.
+    public var lastSequenceRead: UInt64
+    /// The log's last committed sequence, when the hub last looked.
+    public var headSequence: UInt64
+    /// Events up to this sequence have been pruned from the log.
+    public var prunedThrough: UInt64
+    /// Publishes waiting for the database.
+    public var publishQueue: Int
+    /// Times the reading connection was lost and made again.
+    public var reconnects: UInt64
+    /// Seconds since the connection was lost (absent while connected).
+    public var disconnectedSeconds: Double?
+    /// The last database error, if any.
+    public var lastError: String?
+
+    public init(
+        database: String, connected: Bool, lastSequenceRead: UInt64, headSequence: UInt64, prunedThrough: UInt64,
+        publishQueue: Int, reconnects: UInt64, disconnectedSeconds: Double?, lastError: String?
+    ) {
+        self.database = database
+        self.connected = connected
+        self.lastSequenceRead = lastSequenceRead
+        self.headSequence = headSequence
+        self.prunedThrough = prunedThrough
+        self.publishQueue = publishQueue
+        self.reconnects = reconnects
+        self.disconnectedSeconds = disconnectedSeconds
+        self.lastError = lastError
     }
 }

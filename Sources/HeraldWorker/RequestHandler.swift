@@ -121,6 +121,8 @@ struct RequestHandler {
                 return HTTPResponse(status: 200, headers: ["Content-Type: text/plain; charset=utf-8"], body: id + "\n")
             case .refused(let reason):
                 return .text(400, reason)
+            case .unavailable(let reason):
+                return .text(503, reason, headers: ["Retry-After: 1"])
             }
         } catch {
             return .text(503, "\(error)", headers: ["Retry-After: 1"])

@@ -57,6 +57,24 @@ struct HeraldHubCommand: AsyncParsableCommand {
     @Option(help: "Journal segment size that triggers a snapshot (bounds restart time), in bytes.")
     var snapshotBytes: Int = 16 << 20
 
+    @Option(
+        help: ArgumentHelp(
+            "Cluster mode: share one ordered event log with hubs on other machines through this PostgreSQL database (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE; PGPASSWORD is used when the URL has no password). Excludes --data-dir.",
+            valueName: "url"))
+    var cluster: String?
+
+    @Option(help: "Cluster mode: events kept in the database; older ones are pruned (0: no count limit).")
+    var clusterRetainEvents: Int = 10_000
+
+    @Option(help: "Cluster mode: events older than this many seconds are pruned (0: no age limit).")
+    var clusterRetainSeconds: Int = 0
+
+    @Option(help: "Cluster mode: how often this hub looks for events to prune, in milliseconds.")
+    var clusterPruneIntervalMs: Int = 10_000
+
+    @Option(help: "Cluster mode: the longest a publish waits for the database before it fails, in milliseconds.")
+    var clusterTimeoutMs: Int = 3000
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -71,6 +89,25 @@ struct HeraldHubCommand: AsyncParsableCommand {
         guard maxEventBytes > 0 else { throw ValidationError("--max-event-bytes must be positive") }
         guard (1...1024).contains(maxChannelsPerStream) else {
             throw ValidationError("--max-channels-per-stream must be 1 to 1024")
+        }
+        if let cluster {
+            do {
+                _ = try PostgresURL(parsing: cluster)
+            } catch {
+                throw ValidationError(error.description)
+            }
+            guard dataDir == nil else {
+                throw ValidationError(
+                    "--data-dir and --cluster exclude each other: in cluster mode the database holds events, state and epoch"
+                )
+            }
+            guard clusterRetainEvents >= 0, clusterRetainSeconds >= 0 else {
+                throw ValidationError("--cluster-retain-events and --cluster-retain-seconds must not be negative")
+            }
+            guard clusterPruneIntervalMs >= 10, (100...60_000).contains(clusterTimeoutMs) else {
+                throw ValidationError(
+                    "--cluster-prune-interval-ms must be at least 10 and --cluster-timeout-ms 100 to 60000")
+            }
         }
     }
 
@@ -96,6 +133,15 @@ struct HeraldHubCommand: AsyncParsableCommand {
         configuration.historyEvents = historyEvents
         configuration.historyBytes = historyBytes
         configuration.snapshotBytes = snapshotBytes
+        if let cluster {
+            let password = getenv("PGPASSWORD").map { String(cString: $0) }
+            var settings = ClusterSettings(database: try PostgresURL(parsing: cluster, environmentPassword: password))
+            settings.retainEvents = clusterRetainEvents
+            settings.retainSeconds = clusterRetainSeconds
+            settings.pruneInterval = .milliseconds(Int64(clusterPruneIntervalMs))
+            settings.timeout = .milliseconds(Int64(clusterTimeoutMs))
+            configuration.cluster = settings
+        }
 
         let group = ServiceGroup(
             configuration: .init(

@@ -115,6 +115,10 @@ struct HubFrameCodecTests {
             frame([7] + be(5, 8) + [1] + str("no"))
         ),
         (
+            .published(request: 5, .unavailable("db")),
+            frame([7] + be(5, 8) + [2] + str("db"))
+        ),
+        (
             .statsRequest(request: 0x0102_0304_0506_0708),
             [0, 0, 0, 9, 8, 1, 2, 3, 4, 5, 6, 7, 8]
         ),
@@ -202,6 +206,7 @@ struct HubFrameCodecTests {
         .published(request: .max, .accepted(sequence: 0)),
         .published(request: 4, .refused("invalid channel name: empty")),
         .published(request: 5, .refused("")),
+        .published(request: 6, .unavailable("the cluster database is unavailable")),
         .statsRequest(request: 0),
         .statsRequest(request: .max),
         .statsReply(request: 6, json: #"{"streams":3,"queued":[1,2]}"#),
@@ -401,11 +406,11 @@ struct HubFrameCodecTests {
         #expect(body.readableBytes == 0)
     }
 
-    @Test("refuses a frame whose one-byte flags hold values other than 0 and 1")
+    @Test("refuses a frame whose one-byte flags and tags hold values they do not define")
     func refusesUnknownFlags() {
-        // The published tag is 0 (accepted) or 1 (refused); the merge flag is 0 or 1. Any other
-        // value is a malformed frame, which closes the link.
-        let badTag = frame([7] + be(1, 8) + [2] + str("x"))
+        // The published tag is 0 (accepted), 1 (refused) or 2 (unavailable); the merge flag is 0
+        // or 1. Any other value is a malformed frame, which closes the link.
+        let badTag = frame([7] + be(1, 8) + [3] + str("x"))
         let badMerge = frame([6] + be(1, 8) + str("a") + str("delta") + str("1") + [2])
         for bytes in [badTag, badMerge] {
             var decoder = HubFrameDecoder()
