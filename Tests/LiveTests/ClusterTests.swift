@@ -182,6 +182,15 @@ extension LiveSuites {
                 let waited = ContinuousClock.now - started
                 #expect(reply.error?.contains("cluster database") == true, "a clear error: \(reply.error ?? "none")")
                 #expect(waited < .seconds(5), "the publisher was answered in \(waited), not left hanging")
+                // Over HTTP: 503 with Retry-After, so publishers know to try again.
+                let httpStarted = ContinuousClock.now
+                let response = try await HTTPExchange.send(
+                    port: a.port, method: .POST, path: "/publish/feed",
+                    headers: [("Authorization", "Bearer test-token")], body: Array("while cut, over HTTP".utf8))
+                #expect(response.status == 503, "HTTP publish during the cut: \(response.status) \(response.body)")
+                #expect(response.headers["retry-after"] == "1")
+                #expect(response.body.contains("cluster database"), "a clear message: \(response.body)")
+                #expect(ContinuousClock.now - httpStarted < .seconds(5))
 
                 var missed: [String] = []
                 for index in 0..<30 {
