@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         // Cluster mode: hubs on several machines share one ordered event log in PostgreSQL.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // TLS to the cluster database (postgres-nio builds it anyway).
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Wire format of Server-Sent Events: encoder and parser, no I/O.
@@ -65,6 +67,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 // Cluster mode (--cluster postgres://…): the shared event log.
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // The worker: FastCGI front (libfcgi threads), SSE streams (SwiftNIO), hub link.

@@ -1,10 +1,26 @@
-// `postgres://user:password@host:port/database?sslmode=disable` as PostgresNIO's connection
-// configuration. A password may also come from `PGPASSWORD`, which keeps it out of `ps`.
+// `postgres://user:password@host:port/database?sslmode=verify-full&sslrootcert=ca.pem` as
+// PostgresNIO's connection configuration. A password may also come from `PGPASSWORD`, which
+// keeps it out of `ps`.
 import NIOCore
+import NIOSSL
 import PostgresNIO
 
-/// A parsed PostgreSQL URL (libpq's URI form, without TLS).
+/// A parsed PostgreSQL URL (libpq's URI form).
 public struct PostgresURL: Sendable, CustomStringConvertible {
+    /// libpq's `sslmode`, as far as it applies here.
+    public enum TLSMode: String, Sendable, CaseIterable {
+        /// No TLS.
+        case disable
+        /// TLS if the server offers it, the certificate not checked (libpq: `allow`, `prefer`).
+        case prefer
+        /// TLS or no connection, the certificate not checked (libpq's `require`).
+        case require
+        /// TLS, the certificate signed by `sslrootcert` (or the system's roots), any host name.
+        case verifyCA = "verify-ca"
+        /// TLS, the certificate signed by `sslrootcert` (or the system's roots) and naming the host.
+        case verifyFull = "verify-full"
+    }
+
     /// Host name or address (`host` query parameter: a unix socket directory instead).
     public var host: String = "127.0.0.1"
     public var port: Int = 5432
@@ -13,6 +29,10 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
     public var database: String?
     /// A directory holding the server's unix socket (`?host=/var/run/postgresql`).
     public var socketDirectory: String?
+    /// `?sslmode=` (default `prefer`, as libpq; a unix socket never uses TLS).
+    public var tlsMode: TLSMode = .prefer
+    /// `?sslrootcert=`: the PEM file of the certificate authorities to trust.
+    public var rootCertificatePath: String?
 
     /// Parses `text`; `environmentPassword` (`PGPASSWORD`) is used when the URL has none.
     public init(parsing text: String, environmentPassword: String? = nil) throws(PostgresURLError) {
@@ -56,24 +76,52 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
             let value = parts.count > 1 ? try Self.decode(parts[1]) : ""
             switch key {
             case "sslmode":
-                guard value == "disable" || value == "allow" || value == "prefer" else {
+                guard let mode = value == "allow" ? .prefer : TLSMode(rawValue: value) else {
                     throw PostgresURLError(
-                        "sslmode=\(value) is not supported: Herald connects without TLS (use a unix socket or a trusted network, and sslmode=disable)"
-                    )
+                        "sslmode=\(value) is not one of disable, allow, prefer, require, verify-ca, verify-full")
                 }
+                tlsMode = mode
+            case "sslrootcert": rootCertificatePath = value
             case "host": socketDirectory = value.hasPrefix("/") ? value : nil
             case "user": user = value
             case "password": password = value
             case "application_name", "connect_timeout": break
-            default: throw PostgresURLError("unknown parameter \(key) (known: sslmode, host, user, password)")
+            default:
+                throw PostgresURLError("unknown parameter \(key) (known: sslmode, sslrootcert, host, user, password)")
             }
         }
         if password == nil, let environmentPassword, !environmentPassword.isEmpty { password = environmentPassword }
+        tls = try Self.tls(mode: tlsMode, rootCertificatePath: rootCertificatePath)
+    }
+
+    /// The TLS setting of every connection, made once so that a bad certificate file stops the
+    /// hub at startup instead of at its first connection.
+    private var tls: PostgresConnection.Configuration.TLS = .disable
+
+    private static func tls(mode: TLSMode, rootCertificatePath: String?) throws(PostgresURLError)
+        -> PostgresConnection.Configuration.TLS
+    {
+        guard mode != .disable else { return .disable }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        switch mode {
+        case .disable, .prefer, .require: configuration.certificateVerification = .none
+        case .verifyCA: configuration.certificateVerification = .noHostnameVerification
+        case .verifyFull: configuration.certificateVerification = .fullVerification
+        }
+        if let rootCertificatePath {
+            configuration.trustRoots = .file(rootCertificatePath)
+        }
+        do {
+            let context = try NIOSSLContext(configuration: configuration)
+            return mode == .prefer ? .prefer(context) : .require(context)
+        } catch {
+            throw PostgresURLError("cannot set up TLS (sslrootcert \(rootCertificatePath ?? "none")): \(error)")
+        }
     }
 
     /// The URL without its password, for logs and `stats`.
     public var description: String {
-        let place = socketDirectory.map { "?host=\($0)" } ?? ""
+        let place = socketDirectory.map { "?host=\($0)" } ?? "?sslmode=\(tlsMode.rawValue)"
         let address = host.contains(":") ? "[\(host)]" : host
         return "postgres://\(user)@\(address):\(port)/\(database ?? user)\(place)"
     }
@@ -87,7 +135,7 @@ public struct PostgresURL: Sendable, CustomStringConvertible {
                 database: database)
         } else {
             configuration = .init(
-                host: host, port: port, username: user, password: password, database: database, tls: .disable)
+                host: host, port: port, username: user, password: password, database: database, tls: tls)
         }
         configuration.options.connectTimeout = connectTimeout
         configuration.options.additionalStartupParameters = [("application_name", application)]

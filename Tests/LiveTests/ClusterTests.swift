@@ -14,7 +14,7 @@ extension LiveSuites {
     struct ClusterTests {
         /// Two stacks on one new database (`urls` per stack, when each hub logs in as its own role).
         static func withTwoMachines<T>(
-            hubArgs: String = "", roles: Bool = false,
+            hubArgs: String = "", roles: Bool = false, queries: [String] = ["", ""],
             _ body: (LiveStack, LiveStack, PostgresServer, String) async throws -> T
         ) async throws -> T {
             let server = try #require(PostgresServer.current)
@@ -26,6 +26,9 @@ extension LiveSuites {
                     try server.makeRole(role)
                     urls[index] = server.url(database: database, user: role)
                 }
+            }
+            for (index, query) in queries.enumerated() where !query.isEmpty {
+                urls[index] += "?" + query.replacingOccurrences(of: "@CERT@", with: server.certificatePath)
             }
             let environment = { (url: String) in
                 ["HERALD_CLUSTER": url, "HERALD_HUB_ARGS": hubArgs, "HERALD_WORKERS": "2"]
@@ -211,6 +214,28 @@ extension LiveSuites {
                 #expect(stats.cluster?.lastSequenceRead == EventID(parsing: missed.last!)?.sequence)
                 await adminA.close()
                 await adminB.close()
+            }
+        }
+
+        @Test("one hub on TLS with the server's certificate checked, the other without: one log, one order")
+        func tlsAndPlainHubsShareTheLog() async throws {
+            try await Self.withTwoMachines(
+                roles: true, queries: ["sslmode=verify-full&sslrootcert=@CERT@", "sslmode=disable"]
+            ) { a, b, server, database in
+                let client = try await RecordingClient.open(port: b.port, path: "/stream/feed")
+                try await client.waitFor("init") { !$0.isEmpty }
+                let adminA = try await a.admin()
+                var acknowledged: [String] = []
+                for index in 0..<5 {
+                    acknowledged.append(try await adminA.publish(channel: "feed", data: "tls \(index)"))
+                }
+                let events = try await client.waitFor(id: acknowledged.last!)
+                #expect(Array(events.dropFirst().map(\.lastEventId)) == acknowledged)
+                #expect(try server.sessionsUseTLS(role: "\(database)_a") == true, "hub A's sessions use TLS")
+                #expect(try server.sessionsUseTLS(role: "\(database)_b") == false, "hub B's do not")
+                #expect(try a.stats().cluster?.database.hasSuffix("sslmode=verify-full") == true)
+                await client.close()
+                await adminA.close()
             }
         }
 

@@ -38,7 +38,7 @@ final class PostgresServer: Sendable {
         if let found = newest() { return found }
         let install = Process()
         install.executableURL = URL(fileURLWithPath: "\(LiveStack.repositoryRoot)/deploy/install-deps")
-        install.arguments = ["postgresql"]
+        install.arguments = ["postgresql", "openssl"]
         try install.run()
         install.waitUntilExit()
         guard let found = newest() else {
@@ -86,11 +86,22 @@ final class PostgresServer: Sendable {
         let initdb = try run(
             "\(bin)/initdb", ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
         guard initdb.status == 0 else { throw LiveStackError("initdb failed:\n\(initdb.output.suffix(2000))") }
+        // A self-signed certificate for 127.0.0.1, so hubs can connect with TLS (sslmode=verify-full
+        // and this file as sslrootcert); made as the server's user, which must own the key.
+        let certificate = try run(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", "\(directory)/server.key",
+                "-out", "\(directory)/server.crt",
+            ])
+        guard certificate.status == 0 else { throw LiveStackError("openssl failed:\n\(certificate.output)") }
         let port = try LiveStack.freePort()
         // fsync off: the tests need a server, not durability across power loss.
         let arguments = [
             "-D", "\(directory)/data", "-p", "\(port)", "-k", directory, "-c", "listen_addresses=127.0.0.1",
-            "-c", "fsync=off", "-c", "max_connections=60",
+            "-c", "fsync=off", "-c", "max_connections=60", "-c", "ssl=on",
+            "-c", "ssl_cert_file=\(directory)/server.crt", "-c", "ssl_key_file=\(directory)/server.key",
         ]
         let process =
             asPostgresUser
@@ -162,6 +173,18 @@ final class PostgresServer: Sendable {
 
     func url(database: String, user: String = "postgres") -> String {
         "postgres://\(user)@127.0.0.1:\(port)/\(database)"
+    }
+
+    /// The server's self-signed certificate, to trust as `sslrootcert`.
+    var certificatePath: String { "\(directory)/server.crt" }
+
+    /// Whether every open session of `role` uses TLS (nil when it has none).
+    func sessionsUseTLS(role: String) throws -> Bool? {
+        let answer = try sql(
+            """
+            SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = '\(role)'
+            """)
+        return answer.isEmpty ? nil : answer == "t"
     }
 }
 
