@@ -99,34 +99,12 @@ final class ClusterBridge {
 extension ClusterWrite.Change {
     /// Checks what can be checked without the database (the same rules as on one machine).
     static func validating(_ request: PublishRequest, maxEventBytes: Int) -> Result<Self, PublishRefusal> {
-        if let refusal = PublishRules.refusal(for: request, maxDataBytes: maxEventBytes) {
-            return .failure(PublishRefusal(refusal))
-        }
-        guard request.merge else { return .success(.publish(request, patch: nil)) }
-        let patch: JSONValue
-        do {
-            patch = try JSONValue(parsing: request.data)
-        } catch {
-            return .failure(PublishRefusal("merge data must be a JSON object: \(error)"))
-        }
-        guard case .object = patch else {
-            return .failure(PublishRefusal("merge data must be a JSON object (RFC 7386 merge patch)"))
-        }
-        return .success(.publish(request, patch: patch))
+        PublishCheck.publish(request, maxEventBytes: maxEventBytes).map { .publish(request, patch: $0) }
     }
 
     /// Checks a state replacement's channel name and document.
     static func validatingState(channel: String, json: String) -> Result<Self, PublishRefusal> {
-        do {
-            _ = try ChannelName(validating: channel)
-        } catch {
-            return .failure(PublishRefusal(error.description))
-        }
-        do {
-            return .success(.setState(channel: channel, value: try JSONValue(parsing: json)))
-        } catch {
-            return .failure(PublishRefusal("the state must be a JSON document: \(error)"))
-        }
+        PublishCheck.stateReplacement(channel: channel, json: json).map { .setState(channel: channel, value: $0) }
     }
 }
 

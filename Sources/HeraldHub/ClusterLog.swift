@@ -314,9 +314,7 @@ struct ClusterLog: Sendable {
     }
 
     private func sizeRefusal(_ state: JSONValue) -> String? {
-        let size = state.serialized.utf8.count
-        guard size > maxEventBytes else { return nil }
-        return "the channel state would be \(size) bytes, over the limit of \(maxEventBytes)"
+        PublishCheck.stateSize(state, maxEventBytes: maxEventBytes)?.message
     }
 
     // MARK: Retention

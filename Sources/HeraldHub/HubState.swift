@@ -62,21 +62,14 @@ struct HubState {
     /// Checks a publish and turns it into the next record, with the channel state it leads to.
     /// Nothing changes until `apply` is called with the record.
     func prepare(_ request: PublishRequest) -> Result<(JournalRecord, JSONValue?), PublishRefusal> {
-        if let refusal = PublishRules.refusal(for: request, maxDataBytes: maxEventBytes) {
-            return .failure(PublishRefusal(refusal))
+        let patch: JSONValue?
+        switch PublishCheck.publish(request, maxEventBytes: maxEventBytes) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let checked): patch = checked
         }
         var kind = RecordKind.message
         var newState: JSONValue?
-        if request.merge {
-            let patch: JSONValue
-            do {
-                patch = try JSONValue(parsing: request.data)
-            } catch {
-                return .failure(PublishRefusal("merge data must be a JSON object: \(error)"))
-            }
-            guard case .object = patch else {
-                return .failure(PublishRefusal("merge data must be a JSON object (RFC 7386 merge patch)"))
-            }
+        if let patch {
             let merged = (channels[request.channel]?.state ?? .object(JSONObject())).merging(patch: patch)
             if let refusal = sizeRefusal(merged) { return .failure(refusal) }
             kind = .merge
@@ -88,16 +81,10 @@ struct HubState {
 
     /// Checks a state replacement and turns it into the next record (event name `init`).
     func prepareSet(channel: String, json: String) -> Result<(JournalRecord, JSONValue?), PublishRefusal> {
-        do {
-            _ = try ChannelName(validating: channel)
-        } catch {
-            return .failure(PublishRefusal(error.description))
-        }
         let value: JSONValue
-        do {
-            value = try JSONValue(parsing: json)
-        } catch {
-            return .failure(PublishRefusal("the state must be a JSON document: \(error)"))
+        switch PublishCheck.stateReplacement(channel: channel, json: json) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let checked): value = checked
         }
         if let refusal = sizeRefusal(value) { return .failure(refusal) }
         let event = HubEvent(sequence: sequence + 1, channel: channel, name: "init", data: value.serialized)
@@ -105,9 +92,7 @@ struct HubState {
     }
 
     private func sizeRefusal(_ state: JSONValue) -> PublishRefusal? {
-        let size = state.serialized.utf8.count
-        guard size > maxEventBytes else { return nil }
-        return PublishRefusal("the channel state would be \(size) bytes, over the limit of \(maxEventBytes)")
+        PublishCheck.stateSize(state, maxEventBytes: maxEventBytes)
     }
 
     /// Applies a record: the sequence advances and the channel's state follows. `newState`
@@ -142,4 +127,48 @@ struct HubState {
 struct PublishRefusal: Error {
     let message: String
     init(_ message: String) { self.message = message }
+}
+
+/// The checks a publish or a state replacement passes before it is ordered, whether one hub
+/// orders it or the cluster database does: the same rules and messages in both modes.
+enum PublishCheck {
+    /// Checks a publish; for a merge, returns its parsed patch (nil for a plain event).
+    static func publish(_ request: PublishRequest, maxEventBytes: Int) -> Result<JSONValue?, PublishRefusal> {
+        if let refusal = PublishRules.refusal(for: request, maxDataBytes: maxEventBytes) {
+            return .failure(PublishRefusal(refusal))
+        }
+        guard request.merge else { return .success(nil) }
+        let patch: JSONValue
+        do {
+            patch = try JSONValue(parsing: request.data)
+        } catch {
+            return .failure(PublishRefusal("merge data must be a JSON object: \(error)"))
+        }
+        guard case .object = patch else {
+            return .failure(PublishRefusal("merge data must be a JSON object (RFC 7386 merge patch)"))
+        }
+        return .success(patch)
+    }
+
+    /// Refuses a channel state whose JSON text would exceed `maxEventBytes` (after a merge, or
+    /// as a replacement).
+    static func stateSize(_ state: JSONValue, maxEventBytes: Int) -> PublishRefusal? {
+        let size = state.serialized.utf8.count
+        guard size > maxEventBytes else { return nil }
+        return PublishRefusal("the channel state would be \(size) bytes, over the limit of \(maxEventBytes)")
+    }
+
+    /// Checks a state replacement's channel name and document; returns the document parsed.
+    static func stateReplacement(channel: String, json: String) -> Result<JSONValue, PublishRefusal> {
+        do {
+            _ = try ChannelName(validating: channel)
+        } catch {
+            return .failure(PublishRefusal(error.description))
+        }
+        do {
+            return .success(try JSONValue(parsing: json))
+        } catch {
+            return .failure(PublishRefusal("the state must be a JSON document: \(error)"))
+        }
+    }
 }
