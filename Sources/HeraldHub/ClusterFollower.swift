@@ -35,11 +35,7 @@ struct ClusterFollower: Service {
         while !Task.isCancelled {
             var connection: PostgresConnection?
             do {
-                let open = try await PostgresConnection.connect(
-                    on: loop,
-                    configuration: settings.database.connectionConfiguration(
-                        application: "herald-hub follower", connectTimeout: settings.timeout),
-                    id: 2, logger: logger)
+                let open = try await settings.connect(role: "follower", id: 2, on: loop, logger: logger)
                 connection = open
                 try await open.listen(on: ClusterLog.notifyChannel) { notifications in
                     try await withThrowingTaskGroup(of: Void.self) { group in
@@ -165,11 +161,7 @@ struct ClusterFollower: Service {
         while true {
             try Task.checkCancellation()
             do {
-                let connection = try await PostgresConnection.connect(
-                    on: loop,
-                    configuration: settings.database.connectionConfiguration(
-                        application: "herald-hub loader", connectTimeout: settings.timeout),
-                    id: 0, logger: logger)
+                let connection = try await settings.connect(role: "loader", id: 0, on: loop, logger: logger)
                 do {
                     let snapshot = try await connection.within(settings.timeout * 10) { connection in
                         try await log.prepareSchema(on: connection)

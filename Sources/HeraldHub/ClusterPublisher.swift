@@ -79,10 +79,6 @@ struct ClusterPublisher: Service {
     }
 
     private func connect() async throws -> PostgresConnection {
-        try await PostgresConnection.connect(
-            on: loop,
-            configuration: settings.database.connectionConfiguration(
-                application: "herald-hub publisher", connectTimeout: settings.timeout),
-            id: 1, logger: logger)
+        try await settings.connect(role: "publisher", id: 1, on: loop, logger: logger)
     }
 }

@@ -1,6 +1,8 @@
 // Cluster mode's settings (`--cluster postgres://…` and the retention flags): where the shared
 // event log lives and how long it keeps events.
+import Logging
 import NIOCore
+import PostgresNIO
 
 /// How a hub takes part in a cluster. `HubConfiguration.cluster` is nil on a single machine.
 public struct ClusterSettings: Sendable {
@@ -29,5 +31,14 @@ public struct ClusterSettings: Sendable {
     /// Cluster mode on `database`, every other setting at its default.
     public init(database: PostgresURL) {
         self.database = database
+    }
+
+    /// One connection to the database on `loop`, named `herald-hub <role>` in `pg_stat_activity`
+    /// and given up after `timeout` if the server does not answer.
+    func connect(role: String, id: Int, on loop: EventLoop, logger: Logger) async throws -> PostgresConnection {
+        try await PostgresConnection.connect(
+            on: loop,
+            configuration: database.connectionConfiguration(application: "herald-hub \(role)", connectTimeout: timeout),
+            id: id, logger: logger)
     }
 }
