@@ -19,11 +19,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def run(command):
+    """What `command` printed: its stdout, or its stderr if it printed nothing else (nginx -v)."""
     try:
-        return subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip() or \
-            subprocess.run(command, capture_output=True, text=True, check=False).stderr.strip()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError:
         return "unknown"
+    return done.stdout.strip() or done.stderr.strip()
 
 
 def machine():
@@ -41,7 +42,7 @@ def machine():
         f"Kernel: {platform.release()}",
         f"nginx: {run(['/usr/sbin/nginx', '-v']).replace('nginx version: ', '')}; "
         f"nchan: libnginx-mod-nchan {run(['dpkg-query', '-W', '-f=${Version}', 'libnginx-mod-nchan'])}",
-        f"Swift: {run(['swift', '--version']).splitlines()[0] if run(['swift', '--version']) else 'unknown'}",
+        f"Swift: {(run(['swift', '--version']).splitlines() or ['unknown'])[0]}",
         f"Herald: commit {run(['git', 'rev-parse', '--short', 'HEAD'])}"
         + (" (with uncommitted changes)" if run(['git', 'status', '--porcelain', '--untracked-files=no']) else ""),
     ]
