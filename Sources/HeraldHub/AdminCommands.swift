@@ -94,6 +94,29 @@ enum AdminCommands {
                 return core.publish(request).map { reply(for: $0, epoch: epoch) }
             }),
         AdminCommand(
+            name: "publish-batch", usage: "NDJSON",
+            summary:
+                "publish every line of NDJSON ({\"channel\":…,\"data\":…,\"event\":…,\"merge\":…} each) as one batch, whole or not at all; replies with the ids in order",
+            run: { words, core in
+                let positional = try AdminArguments(words).expect(1)
+                let requests: [PublishRequest]
+                switch PublishBatch.decode(
+                    positional[0], maxEvents: core.configuration.maxBatchEvents,
+                    maxDataBytes: core.configuration.maxEventBytes)
+                {
+                case .failure(let refusal): return core.loop.makeSucceededFuture(.reply(.failure(refusal.description)))
+                case .success(let decoded): requests = decoded
+                }
+                let epoch = core.epoch
+                return core.publish(requests).map { result in
+                    guard case .accepted(let first) = result else { return reply(for: result, epoch: epoch) }
+                    let ids = (0..<UInt64(requests.count)).map {
+                        EventID(epoch: epoch, sequence: first + $0).description
+                    }
+                    return .reply(.ok(ids))
+                }
+            }),
+        AdminCommand(
             name: "state", usage: "get CHANNEL | set CHANNEL JSON",
             summary: "print a channel's state, or replace it (connected clients get it as a fresh init)",
             run: { words, core in
@@ -211,17 +234,21 @@ enum AdminCommands {
     static func reply(for result: PublishResult, epoch: Epoch) -> AdminOutcome {
         switch result {
         case .accepted(let sequence): return .reply(.ok([EventID(epoch: epoch, sequence: sequence).description]))
-        case .refused(let reason), .unavailable(let reason): return .reply(.failure(reason))
+        case .refused(let reason), .unavailable(let reason), .uncertain(let reason): return .reply(.failure(reason))
         }
     }
 
     /// Runs one request line.
     static func execute(line: String, core: HubCore) -> EventLoopFuture<AdminOutcome> {
+        execute(words: Result { try AdminLine.split(line) }, core: core)
+    }
+
+    /// Runs one request line, already split into words (or the reason it could not be).
+    static func execute(words split: Result<[String], any Error>, core: HubCore) -> EventLoopFuture<AdminOutcome> {
         let words: [String]
-        do {
-            words = try AdminLine.split(line)
-        } catch {
-            return core.loop.makeSucceededFuture(.reply(.failure(error.description)))
+        switch split {
+        case .success(let value): words = value
+        case .failure(let error): return core.loop.makeSucceededFuture(.reply(.failure("\(error)")))
         }
         guard let name = words.first else {
             return core.loop.makeSucceededFuture(.reply(.failure("empty request; try help")))

@@ -1,5 +1,6 @@
-// One admin connection: checks the peer's uid (SO_PEERCRED) first, then answers request lines
-// in order. A line that is too long gets an error and closes this connection only.
+// One admin connection: checks the peer's uid (SO_PEERCRED) first, then runs request lines as
+// they arrive (pipelined: publishes of one connection share journal syncs) and writes the
+// replies in request order. A line that is too long gets an error and closes this connection only.
 import HeraldProtocol
 import NIOCore
 
@@ -23,6 +24,10 @@ final class AdminSessionHandler: ChannelInboundHandler {
     private let allowedUIDs: Set<uid_t>
     /// Completes when the previous request's reply is written, so replies keep request order.
     private var previous: EventLoopFuture<Bool>?
+    /// Set once the peer's uid was checked and allowed: from then on lines run as they arrive.
+    private var authorized = false
+    /// Set when a `tail` line arrives: later lines are not run (a tail connection only listens).
+    private var tailRequested = false
     /// Set by `tail`: from then on the connection receives events and its input is ignored.
     private var following = false
     /// Set by the first bad input: its error reply is on its way and the connection closes after it.
@@ -45,6 +50,7 @@ final class AdminSessionHandler: ChannelInboundHandler {
             level: .socket, name: .init(rawValue: SO_PEERCRED))
         previous = credentials.assumeIsolated().map { peer in
             guard allowed.contains(peer.uid) else {
+                self.authorized = false
                 logger.warning(
                     "admin connection refused",
                     metadata: ["admin.peer.uid": "\(peer.uid)", "admin.peer.pid": "\(peer.pid)"])
@@ -53,19 +59,26 @@ final class AdminSessionHandler: ChannelInboundHandler {
                 context.close(promise: nil)
                 return false
             }
+            self.authorized = true
             return true
         }.recover { _ in false }.nonisolated()
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !following else { return }  // a tail connection only listens
+        guard !following, !tailRequested, !closing else { return }  // a tail connection only listens
         let line = unwrapInboundIn(data)
         let core = self.core
+        let words = Result { try AdminLine.split(line) }
+        if case .success(let words) = words, words.first == "tail" { tailRequested = true }
+        // Run at once when the peer is known to be allowed, so that requests overlap; the
+        // reply still waits for every earlier one.
+        let early = authorized && !tailRequested ? AdminCommands.execute(words: words, core: core) : nil
         let start = previous ?? context.eventLoop.makeSucceededFuture(true)
         previous = start.assumeIsolated().flatMap { authorized in
             guard authorized, !self.following else { return core.loop.makeSucceededFuture(false) }
-            return AdminCommands.execute(line: line, core: core).assumeIsolated().map { outcome in
+            let outcome = early ?? AdminCommands.execute(words: words, core: core)
+            return outcome.assumeIsolated().map { outcome in
                 switch outcome {
                 case .reply(let reply):
                     self.write(reply, context: context)

@@ -98,8 +98,16 @@ final class ClusterBridge {
 
 extension ClusterWrite.Change {
     /// Checks what can be checked without the database (the same rules as on one machine).
-    static func validating(_ request: PublishRequest, maxEventBytes: Int) -> Result<Self, PublishRefusal> {
-        PublishCheck.publish(request, maxEventBytes: maxEventBytes).map { .publish(request, patch: $0) }
+    static func validating(_ requests: [PublishRequest], maxEventBytes: Int) -> Result<Self, PublishRefusal> {
+        var events: [(request: PublishRequest, patch: JSONValue?)] = []
+        events.reserveCapacity(requests.count)
+        for (index, request) in requests.enumerated() {
+            switch PublishCheck.publish(request, maxEventBytes: maxEventBytes) {
+            case .failure(let refusal): return .failure(refusal.onLine(index + 1, of: requests.count))
+            case .success(let patch): events.append((request, patch))
+            }
+        }
+        return .success(.publish(events))
     }
 
     /// Checks a state replacement's channel name and document.
@@ -145,16 +153,17 @@ extension HubCore {
         guard let cluster else { return }
         switch result {
         case .success(let outcomes):
-            let records = outcomes.compactMap { outcome -> JournalRecord? in
-                if case .stored(let record) = outcome { return record }
-                return nil
+            let records = outcomes.flatMap { outcome -> [JournalRecord] in
+                if case .stored(let records) = outcome { return records }
+                return []
             }
             eventsPublished += UInt64(records.count)
             if applyClusterRecords(records) == .gap { cluster.wakeFollower(.catchUp) }
             for (write, outcome) in zip(batch, outcomes) {
                 switch outcome {
-                case .stored(let record):
-                    cluster.promises.removeValue(forKey: write.id)?.succeed(.accepted(sequence: record.event.sequence))
+                case .stored(let records):
+                    let first = records.first?.event.sequence ?? 0
+                    cluster.promises.removeValue(forKey: write.id)?.succeed(.accepted(sequence: first))
                 case .refused(let message):
                     cluster.promises.removeValue(forKey: write.id)?.succeed(.refused(message))
                 }
@@ -162,7 +171,8 @@ extension HubCore {
         case .failure(let error):
             cluster.noteError(error.underlying)
             for write in batch {
-                cluster.promises.removeValue(forKey: write.id)?.succeed(.unavailable(error.description))
+                cluster.promises.removeValue(forKey: write.id)?.succeed(
+                    error.duringCommit ? .uncertain(error.description) : .unavailable(error.description))
             }
         }
     }

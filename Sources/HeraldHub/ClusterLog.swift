@@ -38,8 +38,9 @@ struct ClusterSnapshot: Sendable {
 /// One publish or state replacement on its way into the log.
 struct ClusterWrite: Sendable {
     enum Change: Sendable {
-        /// An event; `patch` is its data parsed, for a merge.
-        case publish(PublishRequest, patch: JSONValue?)
+        /// One event or a batch (stored whole or refused whole); `patch` is an event's data
+        /// parsed, for a merge.
+        case publish([(request: PublishRequest, patch: JSONValue?)])
         /// A state replacement, its document parsed.
         case setState(channel: String, value: JSONValue)
     }
@@ -47,17 +48,19 @@ struct ClusterWrite: Sendable {
     let id: UInt64
     let change: Change
 
-    var channel: String {
+    /// Every channel the write touches.
+    var channels: [String] {
         switch change {
-        case .publish(let request, _): request.channel
-        case .setState(let channel, _): channel
+        case .publish(let events): events.map(\.request.channel)
+        case .setState(let channel, _): [channel]
         }
     }
 }
 
 /// What became of one write of a committed batch.
 enum ClusterWriteOutcome: Sendable {
-    case stored(JournalRecord)
+    /// Its records, consecutive (several for a publish batch).
+    case stored([JournalRecord])
     case refused(String)
 }
 
@@ -235,7 +238,7 @@ struct ClusterLog: Sendable {
             let headRows = try await connection.query(
                 "SELECT seq FROM herald_head WHERE id = 1 FOR UPDATE", logger: logger)
             for try await sequence in headRows.decode(Int64.self) { head = UInt64(sequence) }
-            let names = Array(Set(writes.map(\.channel)))
+            let names = Array(Set(writes.flatMap(\.channels)))
             var states: [String: JSONValue] = [:]
             let stateRows = try await connection.query(
                 "SELECT name, state FROM herald_channels WHERE name = ANY(\(names))", logger: logger)
@@ -246,37 +249,45 @@ struct ClusterLog: Sendable {
             var records: [JournalRecord] = []
             var sequence = head
             for write in writes {
-                let current = states[write.channel] ?? .object(JSONObject())
-                let kind: RecordKind
-                let event: HubEvent
+                var written: [JournalRecord] = []
+                var changed: [String: JSONValue] = [:]
+                var refusal: String?
                 switch write.change {
-                case .publish(let request, let patch):
-                    if let patch {
-                        let merged = current.merging(patch: patch)
-                        if let refusal = sizeRefusal(merged) {
-                            outcomes.append(.refused(refusal))
-                            continue
+                case .publish(let events):
+                    for (index, (request, patch)) in events.enumerated() {
+                        var kind = RecordKind.message
+                        if let patch {
+                            let current = changed[request.channel] ?? states[request.channel] ?? .object(JSONObject())
+                            let merged = current.merging(patch: patch)
+                            if let sizeRefusal = sizeRefusal(merged) {
+                                refusal = PublishRefusal(sizeRefusal).onLine(index + 1, of: events.count).message
+                                break
+                            }
+                            changed[request.channel] = merged
+                            kind = .merge
                         }
-                        states[write.channel] = merged
-                        kind = .merge
-                    } else {
-                        kind = .message
+                        let event = HubEvent(
+                            sequence: sequence + UInt64(written.count) + 1, channel: request.channel,
+                            name: request.name, data: request.data)
+                        written.append(JournalRecord(kind: kind, event: event))
                     }
-                    event = HubEvent(
-                        sequence: sequence + 1, channel: request.channel, name: request.name, data: request.data)
                 case .setState(let channel, let value):
-                    if let refusal = sizeRefusal(value) {
-                        outcomes.append(.refused(refusal))
-                        continue
+                    if let sizeRefusal = sizeRefusal(value) {
+                        refusal = sizeRefusal
+                    } else {
+                        changed[channel] = value
+                        let event = HubEvent(sequence: sequence + 1, channel: channel, name: "init", data: value.serialized)
+                        written.append(JournalRecord(kind: .set, event: event))
                     }
-                    states[channel] = value
-                    kind = .set
-                    event = HubEvent(sequence: sequence + 1, channel: channel, name: "init", data: value.serialized)
                 }
-                sequence += 1
-                let record = JournalRecord(kind: kind, event: event)
-                records.append(record)
-                outcomes.append(.stored(record))
+                if let refusal {
+                    outcomes.append(.refused(refusal))
+                    continue
+                }
+                states.merge(changed) { _, new in new }
+                sequence += UInt64(written.count)
+                records.append(contentsOf: written)
+                outcomes.append(.stored(written))
             }
             guard !records.isEmpty else {
                 try await connection.query("ROLLBACK", logger: logger)

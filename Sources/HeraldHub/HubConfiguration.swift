@@ -1,4 +1,5 @@
 // Everything an operator can set on a hub, with its default.
+import HeraldProtocol
 import NIOCore
 
 #if canImport(Glibc)
@@ -19,6 +20,9 @@ public struct HubConfiguration: Sendable {
     public var adminAllowedUIDs: Set<uid_t> = []
     /// `--max-event-bytes`: the largest event data (and state document) accepted.
     public var maxEventBytes: Int = 1 << 20
+    /// `--max-batch-events`: the most events in one `publish-batch` (admin); the workers'
+    /// `--max-batch-events` limits HTTP batches.
+    public var maxBatchEvents: Int = PublishBatch.defaultMaxEvents
     /// `--max-channels-per-stream`: how many channels one stream may subscribe to.
     public var maxChannelsPerStream: Int = 16
     /// How long `stats` waits for the workers' figures.

@@ -54,7 +54,8 @@ final class HubCore {
     struct PendingEvent {
         let record: JournalRecord
         let stateText: String?
-        let promise: EventLoopPromise<PublishResult>?
+        /// On the last event of a publish: whom to tell, and the sequence to tell (the first of a batch).
+        let acknowledgement: (promise: EventLoopPromise<PublishResult>, sequence: UInt64)?
     }
 
     /// Opens the journal (if configured) and rebuilds the state it holds.
@@ -130,39 +131,56 @@ final class HubCore {
     /// Validates, orders and journals one event; the future completes once it is durable and
     /// delivered to the workers, with its sequence number or why it was refused.
     func publish(_ request: PublishRequest) -> EventLoopFuture<PublishResult> {
+        publish([request])
+    }
+
+    /// Validates, orders and journals a batch, whole or not at all: its events get consecutive
+    /// sequence numbers, one journal write and one sync. The result carries the first event's
+    /// sequence.
+    func publish(_ requests: [PublishRequest]) -> EventLoopFuture<PublishResult> {
         loop.preconditionInEventLoop()
         if cluster != nil {
-            return clusterWrite(ClusterWrite.Change.validating(request, maxEventBytes: configuration.maxEventBytes))
+            return clusterWrite(ClusterWrite.Change.validating(requests, maxEventBytes: configuration.maxEventBytes))
         }
-        return commit(state.prepare(request))
+        return commit(state.prepare(requests))
     }
 
     /// Replaces a channel's state; connected clients get it as a fresh `init`.
     func setState(channel: String, json: String) -> EventLoopFuture<PublishResult> {
         loop.preconditionInEventLoop()
         if cluster != nil { return clusterWrite(ClusterWrite.Change.validatingState(channel: channel, json: json)) }
-        return commit(state.prepareSet(channel: channel, json: json))
+        return commit(state.prepareSet(channel: channel, json: json).map { [$0] })
     }
 
-    private func commit(_ prepared: Result<(JournalRecord, JSONValue?), PublishRefusal>) -> EventLoopFuture<
+    private func commit(_ prepared: Result<[(JournalRecord, JSONValue?)], PublishRefusal>) -> EventLoopFuture<
         PublishResult
     > {
-        let record: JournalRecord
-        let newState: JSONValue?
+        let records: [(JournalRecord, JSONValue?)]
         switch prepared {
         case .failure(let refusal): return loop.makeSucceededFuture(.refused(refusal.message))
-        case .success(let value): (record, newState) = value
+        case .success(let value): records = value
+        }
+        guard let first = records.first?.0.event.sequence else {
+            return loop.makeSucceededFuture(.refused("nothing to publish"))
         }
         do {
-            try journal?.append(record)
+            try journal?.append(records.map(\.0))
         } catch {
+            // Nothing of it was kept (the write was cut back): certainly not published.
             logger.error("journal write failed; publish refused", metadata: ["error": "\(error)"])
-            return loop.makeSucceededFuture(.refused("the hub could not write its journal: \(error)"))
+            return loop.makeSucceededFuture(
+                .unavailable("the hub could not write its journal in \(journal?.directory ?? "?"): \(error)"))
         }
-        state.apply(record, newState: newState)
-        eventsPublished += 1
         let promise = loop.makePromise(of: PublishResult.self)
-        pending.append(PendingEvent(record: record, stateText: newState?.serialized, promise: promise))
+        for (index, (record, newState)) in records.enumerated() {
+            state.apply(record, newState: newState)
+            eventsPublished += 1
+            let last = index == records.count - 1
+            pending.append(
+                PendingEvent(
+                    record: record, stateText: newState?.serialized,
+                    acknowledgement: last ? (promise, first) : nil))
+        }
         advanceDurability()
         return promise.futureResult
     }
@@ -222,7 +240,7 @@ final class HubCore {
             visibleSequence = first.record.event.sequence
             HubFrame.event(first.record.event).encode(into: &batch)
             if !tails.isEmpty { tailLines.append((first.record.event.channel, tailLine(first.record.event))) }
-            if let promise = first.promise { promises.append((promise, first.record.event.sequence)) }
+            if let acknowledgement = first.acknowledgement { promises.append(acknowledgement) }
         }
         if batch.readableBytes > 0 {
             for session in workers.values { session.channel.writeAndFlush(batch, promise: nil) }

@@ -62,21 +62,39 @@ struct HubState {
     /// Checks a publish and turns it into the next record, with the channel state it leads to.
     /// Nothing changes until `apply` is called with the record.
     func prepare(_ request: PublishRequest) -> Result<(JournalRecord, JSONValue?), PublishRefusal> {
-        let patch: JSONValue?
-        switch PublishCheck.publish(request, maxEventBytes: maxEventBytes) {
-        case .failure(let refusal): return .failure(refusal)
-        case .success(let checked): patch = checked
+        prepare([request]).map { $0[0] }
+    }
+
+    /// Checks a batch and turns it into consecutive records, each with the channel state it
+    /// leads to (a merge sees the merges before it in the batch). All or nothing: one refused
+    /// event refuses the batch, its message naming the line (1-based) when there are several.
+    /// Nothing changes until `apply` is called with each record, in order.
+    func prepare(_ requests: [PublishRequest]) -> Result<[(JournalRecord, JSONValue?)], PublishRefusal> {
+        var prepared: [(JournalRecord, JSONValue?)] = []
+        prepared.reserveCapacity(requests.count)
+        var merged: [String: JSONValue] = [:]
+        for (index, request) in requests.enumerated() {
+            let patch: JSONValue?
+            switch PublishCheck.publish(request, maxEventBytes: maxEventBytes) {
+            case .failure(let refusal): return .failure(refusal.onLine(index + 1, of: requests.count))
+            case .success(let checked): patch = checked
+            }
+            var kind = RecordKind.message
+            var newState: JSONValue?
+            if let patch {
+                let current = merged[request.channel] ?? channels[request.channel]?.state ?? .object(JSONObject())
+                let state = current.merging(patch: patch)
+                if let refusal = sizeRefusal(state) { return .failure(refusal.onLine(index + 1, of: requests.count)) }
+                merged[request.channel] = state
+                kind = .merge
+                newState = state
+            }
+            let event = HubEvent(
+                sequence: sequence + UInt64(index) + 1, channel: request.channel, name: request.name,
+                data: request.data)
+            prepared.append((JournalRecord(kind: kind, event: event), newState))
         }
-        var kind = RecordKind.message
-        var newState: JSONValue?
-        if let patch {
-            let merged = (channels[request.channel]?.state ?? .object(JSONObject())).merging(patch: patch)
-            if let refusal = sizeRefusal(merged) { return .failure(refusal) }
-            kind = .merge
-            newState = merged
-        }
-        let event = HubEvent(sequence: sequence + 1, channel: request.channel, name: request.name, data: request.data)
-        return .success((JournalRecord(kind: kind, event: event), newState))
+        return .success(prepared)
     }
 
     /// Checks a state replacement and turns it into the next record (event name `init`).
@@ -127,6 +145,11 @@ struct HubState {
 struct PublishRefusal: Error {
     let message: String
     init(_ message: String) { self.message = message }
+
+    /// The refusal of event `line` of a batch of `count` (a single publish keeps its words).
+    func onLine(_ line: Int, of count: Int) -> PublishRefusal {
+        count > 1 ? PublishRefusal(PublishBatch.Refusal(line: line, message: message).description) : self
+    }
 }
 
 /// The checks a publish or a state replacement passes before it is ordered, whether one hub

@@ -37,6 +37,8 @@ final class Journal {
     private var fd: Int32
     private(set) var segment: Int
     private(set) var segmentBytes = 0
+    /// Set when a failed write could not be cut back off the segment: nothing more is appended.
+    private(set) var damaged: JournalError?
 
     private init(directory: String, fd: Int32, segment: Int) {
         self.directory = directory
@@ -130,12 +132,29 @@ final class Journal {
         return bytes.readableBytesView.allSatisfy { $0 == 0 }
     }
 
-    /// Writes one record to the current segment (to the kernel; fsync is separate).
-    func append(_ record: JournalRecord) throws(JournalError) {
-        var buffer = ByteBufferAllocator().buffer(capacity: record.event.data.utf8.count + 64)
-        JournalCodec.encode(record, into: &buffer)
-        try Self.writeAll(fd, buffer, path: Self.segmentPath(directory, segment))
+    /// Writes records to the current segment in one write (to the kernel; fsync is separate).
+    /// A failed or short write (ENOSPC, EIO) is cut back off the segment before this throws,
+    /// so the segment ends on a whole record and a later append cannot follow a torn one. If
+    /// even that fails, the journal refuses every later append (`damaged`).
+    func append(_ records: [JournalRecord]) throws(JournalError) {
+        if let damaged { throw damaged }
+        var buffer = ByteBufferAllocator().buffer(capacity: records.reduce(0) { $0 + $1.event.data.utf8.count + 64 })
+        for record in records { JournalCodec.encode(record, into: &buffer) }
+        let path = Self.segmentPath(directory, segment)
+        do {
+            try Self.writeAll(fd, buffer, path: path)
+        } catch {
+            if ftruncate(fd, off_t(segmentBytes)) != 0 {
+                damaged = Self.systemError("ftruncate after a failed write", path)
+            }
+            throw error
+        }
         segmentBytes += buffer.readableBytes
+    }
+
+    /// Writes one record (see `append(_:)` for a batch).
+    func append(_ record: JournalRecord) throws(JournalError) {
+        try append([record])
     }
 
     /// A duplicate of the segment's descriptor, for an fsync on another thread (the caller closes it).

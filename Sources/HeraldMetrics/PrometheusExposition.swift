@@ -25,6 +25,9 @@ public enum PrometheusExposition {
             metrics.gauge("worker", "streams", "Open event streams", Double(worker.streams), labels)
             metrics.gauge(
                 "worker", "polls_waiting", "Long polls waiting for an event", Double(worker.pollsWaiting), labels)
+            metrics.gauge(
+                "worker", "publishes_in_flight", "HTTP publishes waiting for the hub's answer",
+                Double(worker.publishesInFlight), labels)
             metrics.counter("worker", "events_sent", "Events written to streams", worker.eventsSent, labels)
             metrics.counter(
                 "worker", "bytes_sent", "Bytes written to streams, FastCGI framing included", worker.bytesSent, labels)

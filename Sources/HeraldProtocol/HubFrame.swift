@@ -40,13 +40,17 @@ public struct PublishRequest: Sendable, Equatable {
 
 /// The hub's answer to a publish.
 public enum PublishResult: Sendable, Equatable {
-    /// Accepted and ordered as this sequence number.
+    /// Accepted and ordered as this sequence number (for a batch: its first event's; the
+    /// others follow on consecutively).
     case accepted(sequence: UInt64)
     /// Refused; the message says why, in words for the publisher.
     case refused(String)
     /// Not published because something the hub needs is away (the cluster's database); worth
     /// trying again shortly. The message says what.
     case unavailable(String)
+    /// The hub cannot tell whether it was published (the cluster database failed during
+    /// COMMIT). The message says so; a publisher that retries should use an idempotency key.
+    case uncertain(String)
 }
 
 /// A channel's starting point for a new subscriber: its state as of the reply's sequence.
@@ -77,9 +81,10 @@ public enum HubFrame: Sendable, Equatable {
     case subscribed(request: UInt64, sequence: UInt64, replay: [HubEvent], snapshots: [ChannelSnapshot])
     /// Hub → worker: one event, in sequence order.
     case event(HubEvent)
-    /// Worker → hub: publish on behalf of an HTTP client.
-    case publish(request: UInt64, PublishRequest)
-    /// Hub → worker: answer to `publish`.
+    /// Worker → hub: publish on behalf of an HTTP client: one event, or a batch that is
+    /// published whole (consecutive sequence numbers) or not at all.
+    case publish(request: UInt64, [PublishRequest])
+    /// Hub → worker: answer to `publish`; `accepted` carries the first event's sequence.
     case published(request: UInt64, PublishResult)
     /// Hub → worker: report your figures.
     case statsRequest(request: UInt64)
@@ -96,5 +101,5 @@ public enum HubFrame: Sendable, Equatable {
     case failure(message: String)
 
     /// The link protocol version a worker announces in `hello`.
-    public static let protocolVersion: UInt16 = 1
+    public static let protocolVersion: UInt16 = 2
 }

@@ -67,13 +67,16 @@ extension HubFrame {
         case .event(let event):
             buffer.writeInteger(Kind.event.rawValue)
             buffer.writeHubEvent(event)
-        case .publish(let request, let publish):
+        case .publish(let request, let events):
             buffer.writeInteger(Kind.publish.rawValue)
             buffer.writeInteger(request)
-            buffer.writeLengthPrefixedString(publish.channel)
-            buffer.writeLengthPrefixedString(publish.name)
-            buffer.writeLengthPrefixedString(publish.data)
-            buffer.writeInteger(UInt8(publish.merge ? 1 : 0))
+            buffer.writeInteger(UInt32(events.count))
+            for publish in events {
+                buffer.writeLengthPrefixedString(publish.channel)
+                buffer.writeLengthPrefixedString(publish.name)
+                buffer.writeLengthPrefixedString(publish.data)
+                buffer.writeInteger(UInt8(publish.merge ? 1 : 0))
+            }
         case .published(let request, let result):
             buffer.writeInteger(Kind.published.rawValue)
             buffer.writeInteger(request)
@@ -86,6 +89,9 @@ extension HubFrame {
                 buffer.writeLengthPrefixedString(message)
             case .unavailable(let message):
                 buffer.writeInteger(UInt8(2))
+                buffer.writeLengthPrefixedString(message)
+            case .uncertain(let message):
+                buffer.writeInteger(UInt8(3))
                 buffer.writeLengthPrefixedString(message)
             }
         case .statsRequest(let request):
@@ -149,11 +155,16 @@ extension HubFrame {
             frame = .event(try reader.event())
         case .publish:
             let request: UInt64 = try reader.integer()
-            let channel = try reader.string()
-            let name = try reader.string()
-            let data = try reader.string()
-            let merge = try reader.flag()
-            frame = .publish(request: request, PublishRequest(channel: channel, name: name, data: data, merge: merge))
+            let count = try reader.count()
+            var events: [PublishRequest] = []
+            for _ in 0..<count {
+                let channel = try reader.string()
+                let name = try reader.string()
+                let data = try reader.string()
+                let merge = try reader.flag()
+                events.append(PublishRequest(channel: channel, name: name, data: data, merge: merge))
+            }
+            frame = .publish(request: request, events)
         case .published:
             let request: UInt64 = try reader.integer()
             let outcome: UInt8 = try reader.integer()
@@ -161,6 +172,7 @@ extension HubFrame {
             case 0: frame = .published(request: request, .accepted(sequence: try reader.integer()))
             case 1: frame = .published(request: request, .refused(try reader.string()))
             case 2: frame = .published(request: request, .unavailable(try reader.string()))
+            case 3: frame = .published(request: request, .uncertain(try reader.string()))
             default: throw .invalidFlag(type: rawType, value: outcome)
             }
         case .statsRequest:

@@ -14,6 +14,8 @@ public struct WorkerStats: Codable, Sendable, Equatable {
     public var streamsByChannel: [String: Int]
     /// Long polls (`GET /poll/…`) waiting for an event.
     public var pollsWaiting: Int
+    /// HTTP publishes handed to the hub and not yet answered.
+    public var publishesInFlight: Int = 0
     /// Events written to streams since start (one per event per stream).
     public var eventsSent: UInt64
     /// Bytes written to streams since start, FastCGI framing included.
@@ -25,7 +27,7 @@ public struct WorkerStats: Codable, Sendable, Equatable {
 
     public init(
         id: String, pid: Int32, uptimeSeconds: Double, streams: Int, streamsByChannel: [String: Int],
-        pollsWaiting: Int = 0,
+        pollsWaiting: Int = 0, publishesInFlight: Int = 0,
         eventsSent: UInt64, bytesSent: UInt64, slowClientsDropped: UInt64, hubLink: String
     ) {
         self.id = id
@@ -34,6 +36,7 @@ public struct WorkerStats: Codable, Sendable, Equatable {
         self.streams = streams
         self.streamsByChannel = streamsByChannel
         self.pollsWaiting = pollsWaiting
+        self.publishesInFlight = publishesInFlight
         self.eventsSent = eventsSent
         self.bytesSent = bytesSent
         self.slowClientsDropped = slowClientsDropped

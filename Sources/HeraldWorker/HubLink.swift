@@ -6,9 +6,12 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// A publish made while the hub was unreachable or did not answer in time.
+/// A request the hub did not answer: unreachable before it was sent (`sent` false: certainly
+/// not carried out), or sent and then no answer in time or the link closed (`sent` true: for a
+/// publish, it may or may not be published).
 public struct HubUnavailableError: Error, CustomStringConvertible {
     public let description: String
+    public var sent = false
 }
 
 /// The link's mutable state, owned by the link's event loop.
@@ -67,8 +70,9 @@ final class HubLink: Sendable {
         }
     }
 
-    /// Publishes through the hub; fails at once if the link is down, or after the publish timeout.
-    func publish(_ request: PublishRequest) -> EventLoopFuture<PublishResult> {
+    /// Publishes one event or a batch through the hub; fails at once if the link is down
+    /// (`sent` false), or after the publish timeout or when the link closes first (`sent` true).
+    func publish(_ requests: [PublishRequest]) -> EventLoopFuture<PublishResult> {
         eventLoop.flatSubmit { [self] in
             let state = self.state.value
             guard state.phase == .live else {
@@ -79,13 +83,23 @@ final class HubLink: Sendable {
             state.nextRequest += 1
             let promise = eventLoop.makePromise(of: PublishResult.self)
             state.publishes[id] = promise
-            send(.publish(request: id, request))
-            eventLoop.scheduleTask(in: configuration.publishTimeout) { [self] in
+            send(.publish(request: id, requests))
+            let timeout = configuration.publishTimeout
+            eventLoop.scheduleTask(in: timeout) { [self] in
                 self.state.value.publishes.removeValue(forKey: id)?.fail(
-                    HubUnavailableError(description: "the hub did not answer within the publish timeout"))
+                    HubUnavailableError(
+                        description:
+                            "the hub did not answer within \(timeout.nanoseconds / 1_000_000_000) s; the event may or may not be published",
+                        sent: true))
             }
             return promise.futureResult
         }
+    }
+
+    /// The hub's epoch, once known. On `eventLoop` only.
+    var epochOnLoop: Epoch? {
+        eventLoop.preconditionInEventLoop()
+        return state.value.epoch
     }
 
     /// The figures of the hub and of every worker, as the hub gathers them.
@@ -243,7 +257,10 @@ final class HubLink: Sendable {
         let publishes = state.publishes
         state.publishes.removeAll()
         for promise in publishes.values {
-            promise.fail(HubUnavailableError(description: "the hub link closed before the hub answered"))
+            promise.fail(
+                HubUnavailableError(
+                    description: "the hub link closed before the hub answered; the event may or may not be published",
+                    sent: true))
         }
         let statsRequests = state.hubStats
         state.hubStats.removeAll()

@@ -1,6 +1,6 @@
 // What a libfcgi thread does with one accepted request: route it (checking the subscriber
-// token of a private subscription), then answer it at once (preflight, publish, status,
-// errors) or hand it to the event loops as a stream.
+// token of a private subscription), then answer it at once (preflight, status, errors), or
+// hand it to the event loops: a stream, or a checked publish that the hub will acknowledge.
 import HeraldMetrics
 import HeraldProtocol
 import Logging
@@ -54,7 +54,40 @@ struct RequestHandler {
             let headers = ["Content-Type: \(PrometheusExposition.contentType)"]
             connection.respond(HTTPResponse(status: 200, headers: headers, body: text).cgi(corsOrigin: cors))
         case .publish(let channel, let event, let merge):
-            connection.respond(publish(connection, channel: channel, event: event, merge: merge).cgi(corsOrigin: cors))
+            let limit = core.configuration.maxBodyBytes
+            guard let body = connection.readBody(limit: limit) else {
+                connection.respond(HTTPResponse.text(413, "body is too large (at most \(limit) bytes)").cgi(corsOrigin: cors))
+                return
+            }
+            guard let data = String(validating: body, as: UTF8.self) else {
+                connection.respond(HTTPResponse.text(400, "the body must be UTF-8 text").cgi(corsOrigin: cors))
+                return
+            }
+            let request = PublishRequest(channel: channel, name: event, data: data, merge: merge)
+            if let refusal = PublishRules.refusal(for: request, maxDataBytes: limit) {
+                connection.respond(HTTPResponse.text(400, refusal).cgi(corsOrigin: cors))
+                return
+            }
+            handOverPublish(connection, [request], batch: false)
+        case .publishBatch:
+            let configuration = core.configuration
+            guard let body = connection.readBody(limit: configuration.maxBatchBytes) else {
+                let response = HTTPResponse.text(413, "batch is too large (at most \(configuration.maxBatchBytes) bytes)")
+                connection.respond(response.cgi(corsOrigin: cors))
+                return
+            }
+            guard let text = String(validating: body, as: UTF8.self) else {
+                connection.respond(HTTPResponse.text(400, "the body must be UTF-8 text").cgi(corsOrigin: cors))
+                return
+            }
+            switch PublishBatch.decode(
+                text, maxEvents: configuration.maxBatchEvents, maxDataBytes: configuration.maxBodyBytes)
+            {
+            case .failure(let refusal):
+                connection.respond(HTTPResponse.text(400, refusal.description + "; nothing was published").cgi(corsOrigin: cors))
+            case .success(let requests):
+                handOverPublish(connection, requests, batch: true)
+            }
         case .stream(let channels, let resume):
             handOver(connection, channels: channels, resume: resume, kind: .stream)
         case .poll(let channels, let resume):
@@ -102,30 +135,20 @@ struct RequestHandler {
         core.openStream(fd: fd, requestID: requestID, channels: channels, resume: resumeID, kind: kind)
     }
 
-    private func publish(_ connection: FastCGIConnection, channel: String, event: String, merge: Bool) -> HTTPResponse {
-        let limit = core.configuration.maxBodyBytes
-        guard let body = connection.readBody(limit: limit) else {
-            return .text(413, "body is too large (at most \(limit) bytes)")
+    /// Gives checked events to the publish relay, which answers once the hub does; answers
+    /// `503` at once when too many publishes wait already.
+    private func handOverPublish(_ connection: FastCGIConnection, _ requests: [PublishRequest], batch: Bool) {
+        let relay = core.publishes
+        guard relay.reserve() else {
+            connection.respond(relay.fullAnswer.cgi(corsOrigin: core.configuration.corsOrigin))
+            return
         }
-        guard let data = String(validating: body, as: UTF8.self) else {
-            return .text(400, "the body must be UTF-8 text")
+        let requestID = connection.requestID
+        let fd = connection.detachSocket()
+        guard fd >= 0 else {
+            relay.release()
+            return
         }
-        let request = PublishRequest(channel: channel, name: event, data: data, merge: merge)
-        if let refusal = PublishRules.refusal(for: request, maxDataBytes: limit) { return .text(400, refusal) }
-        do {
-            switch try core.link.publish(request).wait() {
-            case .accepted(let sequence):
-                let id =
-                    try core.link.epochNow().wait().map { EventID(epoch: $0, sequence: sequence).description }
-                    ?? "\(sequence)"
-                return HTTPResponse(status: 200, headers: ["Content-Type: text/plain; charset=utf-8"], body: id + "\n")
-            case .refused(let reason):
-                return .text(400, reason)
-            case .unavailable(let reason):
-                return .text(503, reason, headers: ["Retry-After: 1"])
-            }
-        } catch {
-            return .text(503, "\(error)", headers: ["Retry-After: 1"])
-        }
+        relay.relay(fd: fd, requestID: requestID, requests: requests, batch: batch)
     }
 }

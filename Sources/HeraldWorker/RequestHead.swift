@@ -11,11 +11,13 @@ struct RequestHead: Sendable, Equatable {
     var lastEventID: String?
     var authorization: String?
     var contentLength: Int?
+    /// The `Content-Type` header, as sent.
+    var contentType: String?
 
     static func == (lhs: RequestHead, rhs: RequestHead) -> Bool {
         lhs.method == rhs.method && lhs.path == rhs.path && lhs.query.elementsEqual(rhs.query, by: { $0 == $1 })
             && lhs.lastEventID == rhs.lastEventID && lhs.authorization == rhs.authorization
-            && lhs.contentLength == rhs.contentLength
+            && lhs.contentLength == rhs.contentLength && lhs.contentType == rhs.contentType
     }
 
     /// Reads the head from CGI params. `DOCUMENT_URI` is preferred; `REQUEST_URI` without its
@@ -32,12 +34,14 @@ struct RequestHead: Sendable, Equatable {
         lastEventID = params["HTTP_LAST_EVENT_ID"]
         authorization = params["HTTP_AUTHORIZATION"]
         contentLength = params["CONTENT_LENGTH"].flatMap { Int($0) }
+        contentType = params["CONTENT_TYPE"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     init(
         method: String, path: String, query: [(name: String, value: String)] = [], lastEventID: String? = nil,
-        authorization: String? = nil, contentLength: Int? = nil
+        authorization: String? = nil, contentLength: Int? = nil, contentType: String? = nil
     ) {
+        self.contentType = contentType
         self.method = method
         self.path = path
         self.query = query

@@ -35,8 +35,11 @@ struct HTTPResponse: Sendable, Equatable {
         case 404: "Not Found"
         case 405: "Method Not Allowed"
         case 413: "Content Too Large"
+        case 415: "Unsupported Media Type"
+        case 429: "Too Many Requests"
         case 500: "Internal Server Error"
         case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
         default: "Status"
         }
     }
@@ -52,6 +55,8 @@ enum Route: Sendable, Equatable {
     case preflight
     /// An HTTP publish whose body is still to be read.
     case publish(channel: String, event: String, merge: Bool)
+    /// An NDJSON batch (`POST /publish`) whose body is still to be read.
+    case publishBatch
     /// The worker's figures.
     case status
     /// The hub's and every worker's figures in the Prometheus text format.
@@ -71,6 +76,7 @@ struct Router: Sendable {
     let maxChannelsPerStream: Int
     let publishToken: String?
     let maxBodyBytes: Int
+    let maxBatchBytes: Int
     /// Which channels are private, and the key their tokens are checked with.
     let subscriberTokens: SubscriberTokens
 
@@ -78,6 +84,7 @@ struct Router: Sendable {
         maxChannelsPerStream = configuration.maxChannelsPerStream
         publishToken = configuration.publishToken
         maxBodyBytes = configuration.maxBodyBytes
+        maxBatchBytes = configuration.maxBatchBytes
         subscriberTokens = configuration.subscriberTokens
     }
 
@@ -191,6 +198,20 @@ struct Router: Sendable {
                 .text(
                     401, "missing or wrong bearer token (send Authorization: Bearer <token>)",
                     headers: ["WWW-Authenticate: Bearer"]))
+        }
+        if head.path == "/publish" || head.path == "/publish/" {
+            let mediaType = head.contentType?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces)
+            guard mediaType?.lowercased() == PublishBatch.mediaType else {
+                return .reject(
+                    .text(
+                        415,
+                        "a batch is sent as Content-Type: \(PublishBatch.mediaType), one JSON event per line (or publish one event to /publish/<channel>)"
+                    ))
+            }
+            if let length = head.contentLength, length > maxBatchBytes {
+                return .reject(.text(413, "batch of \(length) bytes is too large (at most \(maxBatchBytes))"))
+            }
+            return .publishBatch
         }
         let channel = String(head.path.dropFirst("/publish/".count))
         do {

@@ -1,4 +1,5 @@
 // Everything an operator can set on a worker, with its default.
+import HeraldProtocol
 import NIOCore
 
 #if canImport(Glibc)
@@ -32,6 +33,13 @@ public struct WorkerConfiguration: Sendable {
     public var subscriberTokens: SubscriberTokens = .disabled
     /// `--max-body`: the largest HTTP publish body, in bytes.
     public var maxBodyBytes: Int = 64 * 1024
+    /// `--max-batch-bytes`: the largest `POST /publish` (NDJSON batch) body, in bytes.
+    public var maxBatchBytes: Int = 1 << 20
+    /// `--max-batch-events`: the most events in one `POST /publish` batch.
+    public var maxBatchEvents: Int = PublishBatch.defaultMaxEvents
+    /// `--max-publishes-in-flight`: HTTP publishes (single or batch) handed to the hub and not
+    /// yet answered; one more is answered `503` with `Retry-After` at once.
+    public var maxPublishesInFlight: Int = 1024
     /// `--max-channels-per-stream`: how many channels one stream may ask for.
     public var maxChannelsPerStream: Int = 16
     /// `--max-queued-bytes`: bytes a stream may have waiting to be written before the client is

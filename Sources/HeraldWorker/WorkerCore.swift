@@ -12,6 +12,8 @@ public final class WorkerCore: Sendable {
     let streams: StreamSet
     /// The hub link (connected by running `HubLinkService`).
     let link: HubLink
+    /// HTTP publishes on their way to the hub and back.
+    let publishes: PublishRelay
 
     /// Creates the event loops and the registries; nothing is opened yet.
     public init(configuration: WorkerConfiguration, logger: Logger) {
@@ -19,6 +21,7 @@ public final class WorkerCore: Sendable {
         self.logger = logger
         streams = StreamSet(configuration: configuration, logger: logger)
         link = HubLink(configuration: configuration, logger: logger, streams: streams)
+        publishes = PublishRelay(link: link, configuration: configuration, logger: logger)
     }
 
     /// Takes over a connected FastCGI socket whose request asked for a stream (or a long poll):
@@ -70,7 +73,12 @@ public final class WorkerCore: Sendable {
     /// The worker's figures.
     public func stats() -> EventLoopFuture<WorkerStats> {
         let streams = self.streams
-        return link.stateName().flatMap { streams.stats(hubLink: $0) }
+        let publishes = self.publishes
+        return link.stateName().flatMap { streams.stats(hubLink: $0) }.map { stats in
+            var stats = stats
+            stats.publishesInFlight = publishes.count
+            return stats
+        }
     }
 
     /// Ends every stream with a jittered `retry`, so clients reconnect (to another worker) spread out.

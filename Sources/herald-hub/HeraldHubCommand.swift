@@ -39,6 +39,9 @@ struct HeraldHubCommand: AsyncParsableCommand {
     @Option(help: "How many channels one stream may subscribe to.")
     var maxChannelsPerStream: Int = 16
 
+    @Option(help: "The most events in one publish-batch (admin socket), 1 to 100000.")
+    var maxBatchEvents: Int = HubConfiguration().maxBatchEvents
+
     @Option(help: "Directory of the journal (events, state, epoch); without it everything is in memory only.")
     var dataDir: String?
 
@@ -87,6 +90,13 @@ struct HeraldHubCommand: AsyncParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard maxEventBytes > 0 else { throw ValidationError("--max-event-bytes must be positive") }
+        guard (1...100_000).contains(maxBatchEvents) else {
+            throw ValidationError("--max-batch-events must be from 1 to 100000")
+        }
+        guard FsyncPolicy(rawValue: fsync) != nil else {
+            throw ValidationError(
+                "--fsync must be one of \(FsyncPolicy.allCases.map(\.rawValue).joined(separator: ", ")), not '\(fsync)'")
+        }
         guard (1...1024).contains(maxChannelsPerStream) else {
             throw ValidationError("--max-channels-per-stream must be 1 to 1024")
         }
@@ -127,8 +137,9 @@ struct HeraldHubCommand: AsyncParsableCommand {
         configuration.adminAllowedUIDs = Set(adminUIDs.map { uid_t($0) })
         configuration.maxEventBytes = maxEventBytes
         configuration.maxChannelsPerStream = maxChannelsPerStream
+        configuration.maxBatchEvents = maxBatchEvents
         configuration.dataDirectory = dataDir
-        configuration.fsyncPolicy = FsyncPolicy(rawValue: fsync) ?? .batch
+        configuration.fsyncPolicy = FsyncPolicy(rawValue: fsync)!
         configuration.fsyncInterval = .milliseconds(Int64(fsyncIntervalMs))
         configuration.historyEvents = historyEvents
         configuration.historyBytes = historyBytes

@@ -46,6 +46,15 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
     @Option(help: "Largest HTTP publish body, in bytes.")
     var maxBody: Int = 64 * 1024
 
+    @Option(help: "Largest POST /publish batch body (NDJSON), in bytes.")
+    var maxBatchBytes: Int = WorkerConfiguration().maxBatchBytes
+
+    @Option(help: "The most events in one POST /publish batch, 1 to 100000.")
+    var maxBatchEvents: Int = WorkerConfiguration().maxBatchEvents
+
+    @Option(help: "HTTP publishes waiting for the hub at once; one more is answered 503 with Retry-After.")
+    var maxPublishesInFlight: Int = WorkerConfiguration().maxPublishesInFlight
+
     @Option(help: "How many channels one stream may ask for.")
     var maxChannelsPerStream: Int = 16
 
@@ -80,6 +89,10 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
             throw ValidationError("--poll-timeout must be 1 to 3600 seconds")
         }
         guard retry >= 0 else { throw ValidationError("--retry must not be negative") }
+        guard maxBatchBytes > 0, (1...100_000).contains(maxBatchEvents), maxPublishesInFlight > 0 else {
+            throw ValidationError(
+                "--max-batch-bytes and --max-publishes-in-flight must be positive, --max-batch-events 1 to 100000")
+        }
         guard maxBody > 0, maxQueuedBytes >= 4096 else {
             throw ValidationError("--max-body must be positive and --max-queued-bytes at least 4096")
         }
@@ -121,6 +134,9 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
             $0.isEmpty ? nil : $0
         }
         configuration.maxBodyBytes = maxBody
+        configuration.maxBatchBytes = maxBatchBytes
+        configuration.maxBatchEvents = maxBatchEvents
+        configuration.maxPublishesInFlight = maxPublishesInFlight
         configuration.maxChannelsPerStream = maxChannelsPerStream
         configuration.maxQueuedBytes = maxQueuedBytes
         configuration.pollTimeout = .seconds(Int64(pollTimeout))

@@ -51,17 +51,52 @@ struct JSONFlag: ParsableArguments {
 
 extension Heraldctl {
     struct Publish: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Publish DATA on CHANNEL; prints the new event's id.")
+        static let configuration = CommandConfiguration(
+            abstract: "Publish DATA on CHANNEL, or a batch of events; prints each new event's id.",
+            discussion: """
+                With --batch FILE (- for standard input), FILE holds one event per line in NDJSON:
+                {"channel":"c","data":…,"event":"name","merge":true} (event and merge optional; a
+                string data is sent as its text, any other JSON value as its compact JSON). The
+                batch is checked whole: a bad line is named and nothing is published; otherwise
+                the events get consecutive ids and one journal sync.
+                """)
 
         @OptionGroup var connection: SocketOption
-        @Argument(help: "The channel.") var channel: String
-        @Argument(help: "The event data (any text; JSON by convention).") var data: String
+        @Argument(help: "The channel.") var channel: String?
+        @Argument(help: "The event data (any text; JSON by convention).") var data: String?
         @Option(help: "The SSE event type (default: delta).") var event: String?
         @Flag(help: "Apply DATA (a JSON object) to the channel's state as a JSON merge patch (RFC 7386).") var merge =
             false
+        @Option(help: "Publish the NDJSON events of this file (- for standard input) as one batch.") var batch: String?
+
+        func validate() throws {
+            if batch != nil {
+                guard channel == nil, data == nil, event == nil, !merge else {
+                    throw ValidationError("--batch takes no CHANNEL, DATA, --event or --merge (they are in each line)")
+                }
+            } else if channel == nil || data == nil {
+                throw ValidationError("publish needs CHANNEL and DATA, or --batch FILE")
+            }
+        }
 
         func run() throws {
-            var words = ["publish", channel, data]
+            if let batch {
+                let bytes: Data
+                if batch == "-" {
+                    bytes = FileHandle.standardInput.readDataToEndOfFile()
+                } else {
+                    guard let contents = FileManager.default.contents(atPath: batch) else {
+                        throw ValidationError("cannot read \(batch)")
+                    }
+                    bytes = contents
+                }
+                guard let text = String(data: bytes, encoding: .utf8) else {
+                    throw ValidationError("\(batch) is not UTF-8 text")
+                }
+                try connection.run(["publish-batch", text])
+                return
+            }
+            var words = ["publish", channel!, data!]
             if let event { words += ["--event", event] }
             if merge { words.append("--merge") }
             try connection.run(words)

@@ -329,3 +329,35 @@ struct HubStateTests {
         #expect(state.sequence == 2)
     }
 }
+
+@Suite("Hub state: batches")
+struct HubStateBatchTests {
+    @Test("a batch becomes consecutive records, each merge seeing the merges before it")
+    func consecutiveRecords() throws {
+        var state = hubState()
+        let prepared = try state.prepare([
+            PublishRequest(channel: "a", data: #"{"n":1}"#, merge: true),
+            PublishRequest(channel: "b", name: "note", data: "hi"),
+            PublishRequest(channel: "a", data: #"{"m":2}"#, merge: true),
+        ]).get()
+        #expect(prepared.map(\.0.event.sequence) == [1, 2, 3])
+        #expect(prepared.map(\.0.kind) == [.merge, .message, .merge])
+        #expect(prepared[2].1 == (try JSONValue(parsing: #"{"n":1,"m":2}"#)))
+        for (record, newState) in prepared { state.apply(record, newState: newState) }
+        #expect(state.sequence == 3)
+        #expect(state.channels["a"]?.state.serialized == #"{"n":1,"m":2}"#)
+    }
+
+    @Test("one refused event refuses the batch, naming its line, and changes nothing")
+    func refusedWhole() {
+        let state = hubState(maxEventBytes: 20)
+        let refusal = state.prepare([
+            PublishRequest(channel: "a", data: #"{"n":1}"#, merge: true),
+            PublishRequest(channel: "a", data: #"{"b":"0123456789ab"}"#, merge: true),
+        ]).failure
+        #expect(refusal?.message.hasPrefix("line 2: the channel state would be") == true, "\(String(describing: refusal))")
+        #expect(state.sequence == 0 && state.channels.isEmpty)
+        // A single publish keeps its words without a line number.
+        #expect(state.prepare(PublishRequest(channel: "bad name", data: "1")).failure?.message.hasPrefix("invalid") == true)
+    }
+}

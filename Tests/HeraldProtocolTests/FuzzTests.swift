@@ -171,7 +171,9 @@ private struct Fuzz {
         case 5:
             return .publish(
                 request: uint64(),
-                PublishRequest(channel: text(0...6), name: text(0...5), data: text(0...20), merge: chance(50)))
+                (0..<int(0...3)).map { _ in
+                    PublishRequest(channel: text(0...6), name: text(0...5), data: text(0...20), merge: chance(50))
+                })
         case 6:
             return .published(
                 request: uint64(), chance(50) ? .accepted(sequence: uint64()) : .refused(text(0...20)))

@@ -99,12 +99,14 @@ struct HubFrameCodecTests {
                     + be(1, 4) + str("b") + str("{}"))
         ),
         (
-            .publish(request: 4, PublishRequest(channel: "a", name: "delta", data: "1", merge: true)),
-            frame([6] + be(4, 8) + str("a") + str("delta") + str("1") + [1])
+            .publish(request: 4, [PublishRequest(channel: "a", name: "delta", data: "1", merge: true)]),
+            frame([6] + be(4, 8) + be(1, 4) + str("a") + str("delta") + str("1") + [1])
         ),
         (
-            .publish(request: 4, PublishRequest(channel: "a", data: "1")),
-            frame([6] + be(4, 8) + str("a") + str("delta") + str("1") + [0])
+            .publish(request: 4, [PublishRequest(channel: "a", data: "1"), PublishRequest(channel: "b", data: "2")]),
+            frame(
+                [6] + be(4, 8) + be(2, 4) + str("a") + str("delta") + str("1") + [0]
+                    + str("b") + str("delta") + str("2") + [0])
         ),
         (
             .published(request: 5, .accepted(sequence: 6)),
@@ -117,6 +119,10 @@ struct HubFrameCodecTests {
         (
             .published(request: 5, .unavailable("db")),
             frame([7] + be(5, 8) + [2] + str("db"))
+        ),
+        (
+            .published(request: 5, .uncertain("commit")),
+            frame([7] + be(5, 8) + [3] + str("commit"))
         ),
         (
             .statsRequest(request: 0x0102_0304_0506_0708),
@@ -156,9 +162,9 @@ struct HubFrameCodecTests {
         #expect(Array(buffer.readableBytesView) == [0xAA, 0xBB, 0, 0, 0, 9, 8] + be(1, 8))
     }
 
-    @Test("announces protocol version 1")
+    @Test("announces protocol version 2 (publish frames carry a batch)")
     func protocolVersion() {
-        #expect(HubFrame.protocolVersion == 1)
+        #expect(HubFrame.protocolVersion == 2)
     }
 
     static let longText = String(repeating: "x\u{1F600}\u{E9}", count: 20_000)
@@ -199,14 +205,15 @@ struct HubFrameCodecTests {
                 sequence: 7, channel: "\u{1F389}", name: "caf\u{E9}",
                 data: "\u{65E5}\u{672C}\u{8A9E} \u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}")),
         .event(HubEvent(sequence: 8, channel: "big", name: "delta", data: longText)),
-        .publish(request: 3, PublishRequest(channel: "news", name: "delta", data: #"{"a":null}"#, merge: true)),
-        .publish(request: 4, PublishRequest(channel: "news", name: "alert", data: "plain", merge: false)),
-        .publish(request: 0, PublishRequest(channel: "", name: "", data: "", merge: false)),
+        .publish(request: 3, [PublishRequest(channel: "news", name: "delta", data: #"{"a":null}"#, merge: true)]),
+        .publish(request: 4, [PublishRequest(channel: "news", name: "alert", data: "plain", merge: false)]),
+        .publish(request: 0, [PublishRequest(channel: "", name: "", data: "", merge: false)]),
         .published(request: 3, .accepted(sequence: 1043)),
         .published(request: .max, .accepted(sequence: 0)),
         .published(request: 4, .refused("invalid channel name: empty")),
         .published(request: 5, .refused("")),
         .published(request: 6, .unavailable("the cluster database is unavailable")),
+        .published(request: 7, .uncertain("the cluster database failed while committing")),
         .statsRequest(request: 0),
         .statsRequest(request: .max),
         .statsReply(request: 6, json: #"{"streams":3,"queued":[1,2]}"#),
@@ -345,7 +352,7 @@ struct HubFrameCodecTests {
         ("a subscribe with a missing string length", frame([3] + be(1, 8) + be(1, 4) + [0, 0]), .truncated(type: 3)),
         ("an event without its data", frame([5] + be(1, 8) + str("c") + str("delta")), .truncated(type: 5)),
         (
-            "a publish without its merge flag", frame([6] + be(1, 8) + str("a") + str("delta") + str("1")),
+            "a publish without its merge flag", frame([6] + be(1, 8) + be(1, 4) + str("a") + str("delta") + str("1")),
             .truncated(type: 6)
         ),
         ("an accepted publish without its sequence", frame([7] + be(1, 8) + [0]), .truncated(type: 7)),
@@ -408,10 +415,10 @@ struct HubFrameCodecTests {
 
     @Test("refuses a frame whose one-byte flags and tags hold values they do not define")
     func refusesUnknownFlags() {
-        // The published tag is 0 (accepted), 1 (refused) or 2 (unavailable); the merge flag is 0
+        // The published tag is 0 (accepted) to 3 (uncertain); the merge flag is 0
         // or 1. Any other value is a malformed frame, which closes the link.
-        let badTag = frame([7] + be(1, 8) + [3] + str("x"))
-        let badMerge = frame([6] + be(1, 8) + str("a") + str("delta") + str("1") + [2])
+        let badTag = frame([7] + be(1, 8) + [4] + str("x"))
+        let badMerge = frame([6] + be(1, 8) + be(1, 4) + str("a") + str("delta") + str("1") + [2])
         for bytes in [badTag, badMerge] {
             var decoder = HubFrameDecoder()
             var buffer = ByteBuffer(bytes: bytes)

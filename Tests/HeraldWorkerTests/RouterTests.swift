@@ -18,13 +18,14 @@ private func router(token: String? = nil, maxBodyBytes: Int = 65536) -> Router {
 /// A head as nginx's fastcgi_params would describe it.
 private func head(
     _ method: String, _ path: String, query: String = "", lastEventID: String? = nil, authorization: String? = nil,
-    contentLength: String? = nil
+    contentLength: String? = nil, contentType: String? = nil
 ) -> RequestHead {
     var params = ["REQUEST_METHOD": method, "DOCUMENT_URI": path, "QUERY_STRING": query]
     params["REQUEST_URI"] = query.isEmpty ? path : path + "?" + query
     params["HTTP_LAST_EVENT_ID"] = lastEventID
     params["HTTP_AUTHORIZATION"] = authorization
     params["CONTENT_LENGTH"] = contentLength
+    params["CONTENT_TYPE"] = contentType
     return RequestHead(params: params)
 }
 
@@ -169,8 +170,37 @@ struct RouterTests {
             text(400, "invalid channel name: U+0020 is not allowed (\(channelRule))")
         ),
         (
+            head("POST", "/publish", authorization: "Bearer s3cret", contentType: "application/x-ndjson"),
+            .publishBatch
+        ),
+        (
+            head("POST", "/publish/", authorization: "Bearer s3cret", contentType: "Application/X-NDJSON; charset=utf-8"),
+            .publishBatch
+        ),
+        (head("POST", "/publish", contentType: "application/x-ndjson"), unauthorized),
+        (
             head("POST", "/publish", authorization: "Bearer s3cret"),
-            text(400, "invalid channel name: empty (\(channelRule))")
+            text(
+                415,
+                "a batch is sent as Content-Type: application/x-ndjson, one JSON event per line (or publish one event to /publish/<channel>)"
+            )
+        ),
+        (
+            head("POST", "/publish", authorization: "Bearer s3cret", contentType: "application/json"),
+            text(
+                415,
+                "a batch is sent as Content-Type: application/x-ndjson, one JSON event per line (or publish one event to /publish/<channel>)"
+            )
+        ),
+        (
+            head(
+                "POST", "/publish", authorization: "Bearer s3cret", contentLength: "1048577",
+                contentType: "application/x-ndjson"),
+            text(413, "batch of 1048577 bytes is too large (at most 1048576)")
+        ),
+        (
+            head("POST", "/publish//", authorization: "Bearer s3cret"),
+            text(400, "invalid channel name: '/' is not allowed (\(channelRule))")
         ),
         (
             head("POST", "/publish/x", authorization: "Bearer s3cret", contentLength: "65537"),
@@ -262,7 +292,8 @@ struct RouterTests {
     static let reasons: [(Int, String)] = [
         (200, "OK"), (204, "No Content"), (400, "Bad Request"), (401, "Unauthorized"), (403, "Forbidden"),
         (404, "Not Found"), (405, "Method Not Allowed"), (413, "Content Too Large"),
-        (500, "Internal Server Error"), (503, "Service Unavailable"), (418, "Status"),
+        (415, "Unsupported Media Type"), (500, "Internal Server Error"), (503, "Service Unavailable"),
+        (504, "Gateway Timeout"), (418, "Status"),
     ]
 
     @Test("names each status it uses", arguments: reasons)

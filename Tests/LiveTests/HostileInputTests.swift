@@ -486,7 +486,7 @@ extension LiveSuites {
 
         // MARK: Hub frames on the hub's worker socket
 
-        static let fuzzHello = frameBytes(.hello(version: 1, workerID: "fuzz", epoch: "", lastSequence: 0))
+        static let fuzzHello = frameBytes(.hello(version: HubFrame.protocolVersion, workerID: "fuzz", epoch: "", lastSequence: 0))
 
         @Test(
             "malformed hub frames get a failure frame and only that link closes; after 300 random frames both workers are live and publishing works"
@@ -496,7 +496,8 @@ extension LiveSuites {
                 let socket = "\(stack.runDirectory)/hub.sock"
                 let hubPid = try #require(stack.pid(of: "hub"))
                 let hello = Self.fuzzHello
-                let publishHead: [UInt8] = [6] + [UInt8](repeating: 0, count: 7) + [9] + lengthPrefixed(Array("x".utf8))
+                let publishHead: [UInt8] =
+                    [6] + [UInt8](repeating: 0, count: 7) + [9] + [0, 0, 0, 1] + lengthPrefixed(Array("x".utf8))
                 let cases: [(name: String, bytes: [UInt8], failure: String)] = [
                     (
                         "text that is not a frame", Array("hello hub, how are you?".utf8),
@@ -514,9 +515,10 @@ extension LiveSuites {
                         "the first frame on the hub link must be hello"
                     ),
                     (
-                        "a hello with version 2",
-                        frameBytes(.hello(version: 2, workerID: "fuzz", epoch: "", lastSequence: 0)),
-                        "hub link version 2 is not supported"
+                        "a hello with a version from the future",
+                        frameBytes(
+                            .hello(version: HubFrame.protocolVersion + 1, workerID: "fuzz", epoch: "", lastSequence: 0)),
+                        "hub link version \(HubFrame.protocolVersion + 1) is not supported"
                     ),
                     (
                         "a frame only the hub sends, after hello",
@@ -564,7 +566,7 @@ extension LiveSuites {
                 let seeds = [
                     frameBytes(.subscribe(request: 7, channels: ["a", "b"], resumeAfter: 3)),
                     frameBytes(
-                        .publish(request: 8, PublishRequest(channel: "fuzz", name: "delta", data: "{}", merge: true))),
+                        .publish(request: 8, [PublishRequest(channel: "fuzz", name: "delta", data: "{}", merge: true)])),
                     frameBytes(.statsReply(request: 1, json: "{}")),
                     frameBytes(.hubStatsRequest(request: 2)),
                     frameBytes(.drain(retryMilliseconds: 1, jitterMilliseconds: 2)),

@@ -90,7 +90,7 @@ final class LiveStack: Sendable {
 
     /// Runs heraldctl against this stack (as user `asUser` if given, through setpriv); returns
     /// its exit status and standard output.
-    func heraldctl(_ arguments: [String], asUser uid: Int? = nil) throws -> (
+    func heraldctl(_ arguments: [String], asUser uid: Int? = nil, input: String? = nil) throws -> (
         status: Int32, output: String, error: String
     ) {
         let process = Process()
@@ -109,7 +109,13 @@ final class LiveStack: Sendable {
         let error = Pipe()
         process.standardOutput = output
         process.standardError = error
+        let inputPipe = Pipe()
+        if input != nil { process.standardInput = inputPipe }
         try process.run()
+        if let input {
+            inputPipe.fileHandleForWriting.write(Data(input.utf8))
+            try inputPipe.fileHandleForWriting.close()
+        }
         let outputData = output.fileHandleForReading.readDataToEndOfFile()
         let errorData = error.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -131,27 +137,46 @@ final class LiveStack: Sendable {
 
     /// One blocking admin request on a new connection.
     func adminRequest(_ words: [String]) throws -> AdminReply {
+        try adminRequests([words])[0]
+    }
+
+    /// Blocking admin requests on a new connection, sent in one write (pipelined); the
+    /// replies, in the order the hub sent them.
+    func adminRequests(_ requests: [[String]]) throws -> [AdminReply] {
         guard let fd = UnixListener.connect(adminSocket) else {
             throw LiveStackError("cannot connect to \(adminSocket)")
         }
         defer { close(fd) }
-        let line = Array((AdminLine.join(words) + "\n").utf8)
+        let line = Array(requests.map { AdminLine.join($0) + "\n" }.joined().utf8)
         guard line.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == line.count else {
             throw LiveStackError("cannot send to \(adminSocket)")
         }
+        // Every reply ends with an empty line: read until there are as many as requests.
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while !(received.count >= 2 && received.suffix(2) == [10, 10]) {
+        var ends = 0
+        while ends < requests.count {
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard count > 0 else { break }
-            received += buffer[0..<count]
+            for byte in buffer[0..<count] {
+                if byte == 10, received.last == 10 || received.isEmpty { ends += 1 }
+                received.append(byte)
+            }
         }
-        let lines = String(decoding: received, as: UTF8.self).split(separator: "\n").map(String.init)
-        guard let status = lines.first else { throw LiveStackError("the hub closed the admin connection") }
-        if status.hasPrefix("error: ") {
-            return AdminReply(error: String(status.dropFirst(7)), lines: Array(lines.dropFirst()))
+        var replies: [AdminReply] = []
+        for block in String(decoding: received, as: UTF8.self).components(separatedBy: "\n\n") where !block.isEmpty {
+            let lines = block.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            guard let status = lines.first else { continue }
+            if status.hasPrefix("error: ") {
+                replies.append(AdminReply(error: String(status.dropFirst(7)), lines: Array(lines.dropFirst())))
+            } else {
+                replies.append(.ok(Array(lines.dropFirst())))
+            }
         }
-        return .ok(Array(lines.dropFirst()))
+        guard replies.count == requests.count else {
+            throw LiveStackError("the hub sent \(replies.count) replies to \(requests.count) requests")
+        }
+        return replies
     }
 
     /// Polls `condition` until it holds or `seconds` pass: for state that settles asynchronously
