@@ -247,17 +247,23 @@ final class HTTPPublishHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        // Answers are handed on after the scan: answering writes the next request, and a failed
+        // write closes the channel, which must not reenter the scanner.
+        var answers: [HTTPResponseScanner.Response] = []
         do {
             try buffer.withUnsafeReadableBytes { bytes in
-                try scanner.feed(bytes) { publisher.answered($0) }
+                try scanner.feed(bytes) { answers.append($0) }
             }
         } catch {
             context.close(promise: nil)
         }
+        for answer in answers { publisher.answered(answer) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        try? scanner.finish { publisher.answered($0) }
+        var answers: [HTTPResponseScanner.Response] = []
+        try? scanner.finish { answers.append($0) }
+        for answer in answers { publisher.answered(answer) }
         publisher.connectionEnded()
         context.fireChannelInactive()
     }
