@@ -42,8 +42,7 @@ final class DeliveryLedger {
         var delivered = 0
         var missing = 0
         var unacknowledged = 0
-        for (word, (got, due)) in zip(received, acknowledged).enumerated() {
-            _ = word
+        for (got, due) in zip(received, acknowledged) {
             delivered += (got & due).nonzeroBitCount
             missing += (due & ~got).nonzeroBitCount
             unacknowledged += (got & ~due).nonzeroBitCount
