@@ -115,7 +115,9 @@ final class DeliveryCheckHandler: ChannelInboundHandler {
 }
 
 /// Opens the check's stream on `loop`: `GET path` through nginx.
-func openDeliveryCheck(loop: EventLoop, ledger: NIOLoopBound<DeliveryLedger>, port: Int, path: String, readyOnHead: Bool)
+func openDeliveryCheck(
+    loop: EventLoop, ledger: NIOLoopBound<DeliveryLedger>, port: Int, path: String, readyOnHead: Bool
+)
     -> EventLoopFuture<Channel>
 {
     ClientBootstrap(group: loop)

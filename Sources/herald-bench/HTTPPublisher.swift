@@ -48,6 +48,8 @@ final class HTTPPublisher {
     private var isFinished = false
     private var body = ByteBuffer()
     private var scratch = ByteBuffer()
+    private var lineChannel = ByteBuffer()
+    private var lineKey = ByteBuffer()
 
     /// Completes when this publisher has stopped (run over, connection closed).
     var done: EventLoopFuture<Void> { finished.futureResult }
@@ -156,18 +158,26 @@ final class HTTPPublisher {
         }
         request.writeBytes(headerBytes)
         if target.batchSize != nil {
+            // Per line: the data, channel name and key go through scratch buffers reused for
+            // every line, so a batch costs no allocation per event.
             for index in current.first..<current.first + current.count {
                 scratch.clear()
                 data.write(index: index, sent: sent, to: &scratch)
-                var channelName = ByteBuffer(string: target.channel)
+                lineChannel.clear()
+                lineChannel.writeString(target.channel)
                 if let fanOut = target.fanOut {
-                    channelName.writeInteger(UInt8(ascii: "-"))
-                    EventData.writeDecimal(UInt64(index % fanOut), to: &channelName)
+                    lineChannel.writeInteger(UInt8(ascii: "-"))
+                    EventData.writeDecimal(UInt64(index % fanOut), to: &lineChannel)
                 }
-                let key = target.idempotencyKeys ? ByteBuffer(string: "\(target.keyPrefix)-\(index)") : nil
+                if target.idempotencyKeys {
+                    lineKey.clear()
+                    lineKey.writeString(target.keyPrefix)
+                    lineKey.writeInteger(UInt8(ascii: "-"))
+                    EventData.writeDecimal(UInt64(index), to: &lineKey)
+                }
                 PublishBatch.appendLine(
-                    channel: channelName.readableBytesView, data: scratch.readableBytesView,
-                    key: key?.readableBytesView, to: &body)
+                    channel: lineChannel.readableBytesView, data: scratch.readableBytesView,
+                    key: target.idempotencyKeys ? lineKey.readableBytesView : nil, to: &body)
             }
             EventData.writeDecimal(UInt64(body.readableBytes), to: &request)
             request.writeStaticString("\r\n\r\n")

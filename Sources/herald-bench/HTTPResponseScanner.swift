@@ -54,7 +54,10 @@ struct HTTPResponseScanner {
                 let byte = bytes[at]
                 at += 1
                 head.append(byte)
-                if byte == 10, head.count >= 2, head[head.count - 2] == 10 || (head.count >= 4 && head[head.count - 2] == 13 && head[head.count - 3] == 10) {
+                if byte == 10, head.count >= 2,
+                    head[head.count - 2] == 10
+                        || (head.count >= 4 && head[head.count - 2] == 13 && head[head.count - 3] == 10)
+                {
                     try startBody(found: found)
                 } else if head.count > 16_384 {
                     throw .headTooLong

@@ -58,6 +58,8 @@ struct PublishReport: Codable {
     var answers: Int
     /// Answers other than 2xx by status ("0": the admin socket's `error: …`).
     var refusals: [String: Int]
+    /// Requests whose connection failed or closed before the answer, and 2xx batch answers
+    /// without one id per line.
     var transportErrors: Int
     var retries: Int
     var acknowledgedMicroseconds: Latency
@@ -126,7 +128,8 @@ struct PublishReport: Codable {
             "refused: \(refused); transport errors \(transportErrors); retries \(retries)",
             "acknowledged µs: p50 \(ack.p50), p90 \(ack.p90), p99 \(ack.p99), max \(ack.max)",
             "delivery check: delivered \(check.delivered), missing \(check.missing), duplicated \(check.duplicated), "
-                + "unacknowledged delivered \(check.unacknowledgedDelivered)" + (check.streamEnded ? ", stream ended" : ""),
+                + "unacknowledged delivered \(check.unacknowledgedDelivered)"
+                + (check.streamEnded ? ", stream ended" : ""),
             "delivery µs: p50 \(check.latencyMicroseconds.p50), p99 \(check.latencyMicroseconds.p99), "
                 + "max \(check.latencyMicroseconds.max)",
         ]

@@ -31,8 +31,10 @@ struct PublishThroughput {
         defer { checkGroup.shutdownGracefully { _ in } }
         let checkLoop = checkGroup.next()
         let maxEvents = maxEvents
-        let ledger = try await checkLoop.submit { NIOLoopBound(DeliveryLedger(maxEvents: maxEvents), eventLoop: checkLoop) }
-            .get()
+        let ledger = try await checkLoop.submit {
+            NIOLoopBound(DeliveryLedger(maxEvents: maxEvents), eventLoop: checkLoop)
+        }
+        .get()
         let stream = try await openDeliveryCheck(
             loop: checkLoop, ledger: ledger, port: port, path: checkPath, readyOnHead: readyOnHead
         ).get()

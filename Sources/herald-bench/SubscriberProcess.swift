@@ -81,7 +81,10 @@ struct SubscriberProcess {
             cpuSeconds: cpuSeconds, wallSeconds: wallSeconds)
         for loop in figures {
             let part = try await loop.eventLoop.submit {
-                (loop.value.latency, loop.value.delivered, loop.value.duplicates, loop.value.ended, loop.value.misrouted)
+                (
+                    loop.value.latency, loop.value.delivered, loop.value.duplicates, loop.value.ended,
+                    loop.value.misrouted
+                )
             }.get()
             share.misrouted += part.4
             share.latency.add(part.0)

@@ -85,7 +85,8 @@ import Testing
     }
 
     @Test func linesAreOneJSONObjectPerEvent() {
-        #expect(line(channel: "bench", data: "12 345 xx", key: nil) == "{\"channel\":\"bench\",\"data\":\"12 345 xx\"}\n")
+        #expect(
+            line(channel: "bench", data: "12 345 xx", key: nil) == "{\"channel\":\"bench\",\"data\":\"12 345 xx\"}\n")
         #expect(
             line(channel: "bench-3", data: "1", key: "run-1")
                 == "{\"channel\":\"bench-3\",\"data\":\"1\",\"key\":\"run-1\"}\n")
