@@ -1,9 +1,10 @@
 """deploy/bench_report.py: BENCHMARKS.md and bench-plot.png from deploy/bench's results.
 
-Reads bench-results.jsonl (one herald-bench --json report per line, plus "system" and
-"nginxWorkers"), and writes the table of both systems' figures with their ratios, the
-targets of the comparison, the machine and the command, and the plot of p99 latency
-against delivered events per second.
+Reads bench-results.jsonl (one herald-bench --json report per line, plus "system",
+"nginxWorkers", and "kind": matrix, publish (with "row") or many-channel), and writes the
+tables of both systems' figures with their ratios, the targets of the comparison, the
+machine and the command, and the plot of p99 latency against delivered events per second.
+Parts missing from a partial run (deploy/bench --only) are left out.
 """
 import argparse
 import json
@@ -67,6 +68,135 @@ def clean(report):
     return report["lost"] == 0 and report["duplicates"] == 0 and report["ended"] == 0
 
 
+def met(ok, figure):
+    """The "met" cell: yes/no with the ratio to the target."""
+    return f"{'yes' if ok else 'no'} ({figure:.2f})"
+
+
+def publish_clean(report):
+    """Every answer 2xx, no transport error, every acknowledged event delivered exactly once."""
+    delivery = report["delivery"]
+    return not report["refusals"] and report["transportErrors"] == 0 and delivery["missing"] == 0 \
+        and delivery["duplicated"] == 0
+
+
+PUBLISH_ROWS = (
+    ("http", "HTTP, one event per POST, closed loop"),
+    ("http-paced", "HTTP, paced at half the closed-loop rate"),
+    ("http-batch", "HTTP NDJSON batches (`POST /publish`)"),
+    ("admin", "admin socket, pipelined on one connection"),
+)
+
+
+def publishing_section(out, publish):
+    """The publishing table (Herald vs nchan, ratio) and its targets."""
+    any_row = next(iter(publish.values()))
+    out.append("## Publishing")
+    out.append("")
+    out.append(f"`herald-bench --publish-throughput`: {any_row['publishers']} publishers on keep-alive HTTP/1.1 "
+               f"connections (as wrk), each sending its next publish as soon as the previous one is answered, for "
+               f"{any_row['seconds']:.0f} s (the paced rows: at half the closed-loop rate); Herald's batches are "
+               f"{publish.get(('herald', 'http-batch'), {}).get('batchSize') or 'n/a'} events; the admin row is one "
+               f"connection with {publish.get(('herald', 'admin'), {}).get('window') or 'n/a'} publishes in flight. "
+               "Herald runs with `deploy/run`'s defaults (the default journal policy); each row on a fresh server "
+               "with 1 nginx worker. One stream on the channel checks that every acknowledged event arrived "
+               "exactly once. Acknowledgement latency runs from sending a publish to its answer. Ratios are "
+               "Herald / nchan.")
+    out.append("")
+    out.append("| transport | system | events/s | ack p50 ms | ack p99 ms | ack max ms | refused / transport errors "
+               "| delivered / missing / duplicated | server CPU |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for row, label in PUBLISH_ROWS:
+        for system in ("herald", "nchan"):
+            r = publish.get((system, row))
+            if not r:
+                continue
+            ack, check = r["acknowledgedMicroseconds"], r["delivery"]
+            refused = sum(r["refusals"].values())
+            cpu = sum(r["cpuSeconds"].values()) / max(r["flowSeconds"], 0.001)
+            pace = f" ({r['rate']:,}/s)" if r.get("rate") else ""
+            out.append(f"| {label}{pace} | {'Herald' if system == 'herald' else 'nchan'} | {r['eventsPerSecond']:,.0f} "
+                       f"| {ack['p50'] / 1000:.2f} | {ack['p99'] / 1000:.2f} | {ack['max'] / 1000:.2f} "
+                       f"| {refused} / {r['transportErrors']} "
+                       f"| {check['delivered']:,} / {check['missing']} / {check['duplicated']} | {cpu:.0%} |")
+        h, n = publish.get(("herald", row)), publish.get(("nchan", row))
+        if h and n:
+            out.append(f"| | **ratio** | **{ratio(h['eventsPerSecond'], n['eventsPerSecond'])}** "
+                       f"| {ratio(h['acknowledgedMicroseconds']['p50'], n['acknowledgedMicroseconds']['p50'])} "
+                       f"| {ratio(h['acknowledgedMicroseconds']['p99'], n['acknowledgedMicroseconds']['p99'])} | | | | |")
+    out.append("")
+    out.append("### Publishing targets")
+    out.append("")
+    out.append("| target | Herald | reference | met (ratio to target) |")
+    out.append("|---|---|---|---|")
+    h, n = publish.get(("herald", "http")), publish.get(("nchan", "http"))
+    if h and n:
+        ok = h["eventsPerSecond"] >= n["eventsPerSecond"] and publish_clean(h)
+        out.append(f"| HTTP publishes/s ≥ nchan's, every answer 2xx, every acknowledged event delivered exactly once "
+                   f"| {h['eventsPerSecond']:,.0f}/s{'' if publish_clean(h) else ' (not clean)'} "
+                   f"| nchan {n['eventsPerSecond']:,.0f}/s "
+                   f"| {met(ok, h['eventsPerSecond'] / max(n['eventsPerSecond'], 1e-9))} |")
+    batch = publish.get(("herald", "http-batch"), {}).get("batchSize") or 0
+    for row, floor, label in (("admin", 20_000, "Admin publishes pipelined on one connection ≥ 20,000/s"),
+                              ("http-batch", 100_000,
+                               f"Batch publishing ≥ 100,000 events/s in {batch:,}-event batches (target: 1,000)")):
+        r = publish.get(("herald", row))
+        if r:
+            ok = r["eventsPerSecond"] >= floor and publish_clean(r)
+            out.append(f"| {label} | {r['eventsPerSecond']:,.0f}/s{'' if publish_clean(r) else ' (not clean)'} "
+                       f"| {floor:,}/s | {met(ok, r['eventsPerSecond'] / floor)} |")
+    r = publish.get(("herald", "http-paced"))
+    if r:
+        p99 = r["acknowledgedMicroseconds"]["p99"] / 1000
+        out.append(f"| Acknowledgement p99 at half of the highest HTTP rate ({r['rate']:,}/s) ≤ 20 ms | {p99:.2f} ms "
+                   f"| 20 ms | {met(p99 <= 20, p99 / 20)} |")
+    out.append("")
+
+
+def many_channel_section(out, many):
+    """The many-channel table (Herald vs nchan, ratio) and its targets."""
+    any_row = next(iter(many.values()))
+    out.append("## Many channels")
+    out.append("")
+    out.append(f"The notification workload: {any_row['subscribers']:,} subscribers, each streaming a channel of its "
+               f"own; {any_row['rate']:,} events per second published over keep-alive HTTP for "
+               f"{any_row['events'] // any_row['rate']} s, event k to channel k mod {any_row['subscribers']:,}, so "
+               "each event has exactly one recipient. Server CPU per delivered event: CPU seconds of every server "
+               "process while events flowed, divided by deliveries. Ratios are Herald / nchan.")
+    out.append("")
+    out.append("| system | nginx | delivered/s | p50 ms | p90 ms | p99 ms | max ms | server CPU µs/event "
+               "| lost/dup/misrouted/ended | publish refused / errors |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    for system in ("herald", "nchan"):
+        r = many.get(system)
+        if not r:
+            continue
+        lat = r["latencyMilliseconds"]
+        cpu = r.get("cpuMicrosecondsPerDelivery")
+        out.append(f"| {'Herald' if system == 'herald' else 'nchan'} | {r['nginxWorkers']} "
+                   f"| {r['deliveredPerSecond']:,.0f} | {lat['p50']:.1f} | {lat['p90']:.1f} | {lat['p99']:.1f} "
+                   f"| {lat['max']:.1f} | {cpu:.1f} | {r['lost']}/{r['duplicates']}/{r.get('misrouted', 0)}/{r['ended']} "
+                   f"| {sum(r.get('publishRefusals', {}).values())} / {r.get('publishTransportErrors', 0)} |"
+                   if cpu is not None else
+                   f"| {'Herald' if system == 'herald' else 'nchan'} | {r['nginxWorkers']} | … | | | | | n/a | | |")
+    h, n = many.get("herald"), many.get("nchan")
+    if h and n:
+        hp, np_ = h["latencyMilliseconds"]["p99"], n["latencyMilliseconds"]["p99"]
+        hc, nc = h.get("cpuMicrosecondsPerDelivery") or 0, n.get("cpuMicrosecondsPerDelivery") or 0
+        out.append(f"| **ratio** | | {ratio(h['deliveredPerSecond'], n['deliveredPerSecond'])} | | | **{ratio(hp, np_)}** "
+                   f"| | **{ratio(hc, nc)}** | | |")
+        out.append("")
+        out.append("### Many-channel targets")
+        out.append("")
+        out.append("| target | Herald | nchan | met (Herald / nchan) |")
+        out.append("|---|---|---|---|")
+        out.append(f"| p99 within 1.25 × nchan's | {hp:.1f} ms | {np_:.1f} ms "
+                   f"| {met(hp <= 1.25 * np_, hp / np_ if np_ else float('inf'))} |")
+        out.append(f"| server CPU per delivered event within 1.25 × nchan's | {hc:.1f} µs | {nc:.1f} µs "
+                   f"| {met(nc > 0 and hc <= 1.25 * nc, hc / nc if nc else float('inf'))} |")
+    out.append("")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", required=True)
@@ -76,12 +206,20 @@ def main():
     args = parser.parse_args()
 
     runs = defaultdict(dict)
+    publish = {}  # (system, row) -> report
+    many = {}  # system -> report
     with open(args.results) as results:
         for line in results:
             report = json.loads(line)
-            runs[(report["subscribers"], report["rate"])][report["system"]] = report
+            kind = report.get("kind", "matrix")
+            if kind == "publish":
+                publish[(report["system"], report["row"])] = report
+            elif kind == "many-channel":
+                many[report["system"]] = report
+            else:
+                runs[(report["subscribers"], report["rate"])][report["system"]] = report
     keys = sorted(key for key, pair in runs.items() if "herald" in pair and "nchan" in pair)
-    any_report = runs[keys[0]]["herald"]
+    any_report = runs[keys[0]]["herald"] if keys else None
 
     out = []
     out.append("# Herald and nchan, measured side by side")
@@ -97,10 +235,11 @@ def main():
     out.append("")
     for line in machine():
         out.append(f"- {line}")
-    out.append(f"- Load: `herald-bench` on the same machine, over loopback: subscribers connect at up to 50,000 per "
+    if any_report:
+        out.append(f"- Load: `herald-bench` on the same machine, over loopback: subscribers connect at up to 50,000 per "
                f"second, then {any_report['payloadBytes']}-byte events are published over HTTP at the given rate "
-               f"for {any_report['events'] // any_report['rate']} s; each carries its send time (CLOCK_MONOTONIC), "
-               "and latency is measured from just before the publish request to the subscriber's read.")
+                   f"for {any_report['events'] // any_report['rate']} s; each carries its send time (CLOCK_MONOTONIC), "
+                   "and latency is measured from just before the publish request to the subscriber's read.")
     out.append("- Herald: `deploy/run` with the hub, 2 workers and nginx (the repository's `nginx.conf`), "
                "publishing with `POST /publish/bench`. nchan: a private nginx with `deploy/nchan.conf` "
                "(`nchan_publisher` and `nchan_subscriber eventsource`). Both get the same number of nginx worker "
@@ -109,6 +248,26 @@ def main():
                "of the system (Herald: hub, workers, nginx master and workers; nchan: nginx master and workers), "
                "divided by the subscribers.")
     out.append("")
+    if keys:
+        matrix_sections(out, runs, keys)
+    if publish:
+        publishing_section(out, publish)
+    if many:
+        many_channel_section(out, many)
+    if keys:
+        out.append("## Plot")
+        out.append("")
+        out.append("![p99 latency against delivered events per second](bench-plot.png)")
+        out.append("")
+
+    with open(os.path.join(args.output, "BENCHMARKS.md"), "w") as markdown:
+        markdown.write("\n".join(out))
+    if keys:
+        plot(runs, keys, args.output)
+
+
+def matrix_sections(out, runs, keys):
+    """The matrix's results, targets and CPU tables."""
     out.append("## Results")
     out.append("")
     out.append("Ratios are Herald / nchan (below 1: Herald is lower). Delivered: events received per second over "
@@ -191,14 +350,10 @@ def main():
                    f"| {cpu_share(h, 'hub'):.0%} | {cpu_share(n, 'nginx'):.0%} "
                    f"| {' '.join(f'{b:.0%}' for b in h['clientBusy'])} | {' '.join(f'{b:.0%}' for b in n['clientBusy'])} |")
     out.append("")
-    out.append("## Plot")
-    out.append("")
-    out.append("![p99 latency against delivered events per second](bench-plot.png)")
-    out.append("")
 
-    with open(os.path.join(args.output, "BENCHMARKS.md"), "w") as markdown:
-        markdown.write("\n".join(out))
 
+def plot(runs, keys, output):
+    """bench-plot.png: the matrix's p99 against delivered events per second."""
     figure, axes = plt.subplots(figsize=(8, 5))
     for system, color, marker in (("herald", "tab:blue", "o"), ("nchan", "tab:orange", "s")):
         points = sorted((runs[k][system]["deliveredPerSecond"], runs[k][system]["latencyMilliseconds"]["p99"], k)
@@ -217,7 +372,7 @@ def main():
     axes.legend()
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(os.path.join(args.output, "bench-plot.png"), dpi=110)
+    figure.savefig(os.path.join(output, "bench-plot.png"), dpi=110)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ struct BenchReport: Codable {
         var connected: [String: Int]
     }
 
+    /// The kind of row in bench-results.jsonl: "matrix" (one channel) or "many-channel".
+    var kind = "matrix"
+    /// Each subscriber streams a channel of its own; each event has one recipient.
+    var channelPerSubscriber = false
     var subscribers: Int
     var events: Int
     var rate: Int
@@ -36,6 +40,14 @@ struct BenchReport: Codable {
     var delivered: Int
     var lost: Int
     var duplicates: Int
+    /// Events a subscriber received that belong to another subscriber's channel.
+    var misrouted = 0
+    /// Server CPU (all processes measured) per delivered event, in microseconds.
+    var cpuMicrosecondsPerDelivery: Double?
+    /// Publish answers other than 2xx, by status (many-channel runs).
+    var publishRefusals: [String: Int] = [:]
+    /// Publishes whose connection failed (many-channel runs).
+    var publishTransportErrors = 0
     /// Streams that ended during the run.
     var ended: Int
     /// Seconds from the first publish to the last acknowledgement.
@@ -58,7 +70,7 @@ struct BenchReport: Codable {
         subscribers: Int, events: Int, rate: Int, payloadBytes: Int, acknowledged: Int,
         acknowledgement: Histogram<UInt64>, publishSeconds: Double,
         shares: [SubscriberShare], connectSeconds: Double, memoryKilobytes: Memory, cpuSeconds: [String: Double],
-        flowSeconds: Double
+        flowSeconds: Double, channelPerSubscriber: Bool = false
     ) {
         var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
         for share in shares { histogram.add(share.latency) }
@@ -67,10 +79,15 @@ struct BenchReport: Codable {
         self.rate = rate
         self.payloadBytes = payloadBytes
         self.acknowledged = acknowledged
-        expected = subscribers * acknowledged
+        self.channelPerSubscriber = channelPerSubscriber
+        kind = channelPerSubscriber ? "many-channel" : "matrix"
+        expected = channelPerSubscriber ? acknowledged : subscribers * acknowledged
         delivered = shares.reduce(0) { $0 + $1.delivered }
-        lost = expected - delivered
+        lost = max(0, expected - delivered)
         duplicates = shares.reduce(0) { $0 + $1.duplicates }
+        misrouted = shares.reduce(0) { $0 + $1.misrouted }
+        let serverCPU = cpuSeconds.values.reduce(0, +)
+        cpuMicrosecondsPerDelivery = delivered > 0 && !cpuSeconds.isEmpty ? serverCPU / Double(delivered) * 1e6 : nil
         ended = shares.reduce(0) { $0 + $1.ended }
         self.publishSeconds = publishSeconds
         deliveredPerSecond = publishSeconds > 0 ? Double(delivered) / publishSeconds : 0
@@ -100,7 +117,8 @@ struct BenchReport: Codable {
     var text: String {
         func format(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
         var lines = [
-            "subscribers \(subscribers), events \(events) at \(rate)/s planned, payload \(payloadBytes) bytes",
+            "subscribers \(subscribers)" + (channelPerSubscriber ? " (a channel each)" : "")
+                + ", events \(events) at \(rate)/s planned, payload \(payloadBytes) bytes",
             "connect: all \(subscribers) streaming after \(format(connectSeconds, 2)) s",
             "published \(acknowledged) in \(format(publishSeconds, 2)) s; delivered \(delivered) of \(expected) "
                 + "(\(format(deliveredPerSecond, 0)) events/s), lost \(lost), duplicated \(duplicates), streams ended \(ended)",
@@ -112,6 +130,14 @@ struct BenchReport: Codable {
             "client: \(clientBusy.count) subscriber processes, busy "
                 + clientBusy.map { "\(format($0 * 100, 0))%" }.joined(separator: " ") + " of a core",
         ]
+        if channelPerSubscriber {
+            lines.append(
+                "misrouted \(misrouted); publish refusals \(publishRefusals.isEmpty ? "none" : "\(publishRefusals)"), "
+                    + "transport errors \(publishTransportErrors)")
+        }
+        if let perDelivery = cpuMicrosecondsPerDelivery {
+            lines.append("server CPU per delivered event: \(format(perDelivery)) µs")
+        }
         if let perSubscriber = kilobytesPerSubscriber {
             lines.append("memory: \(format(perSubscriber)) KB per subscriber over hub, workers and nginx")
             for name in memoryKilobytes.connected.keys.sorted() {

@@ -17,6 +17,7 @@ final class LoopFigures {
     var ready = 0
     var delivered = 0
     var duplicates = 0
+    var misrouted = 0
     var ended = 0
 }
 
@@ -26,6 +27,9 @@ final class BenchSubscriberHandler: ChannelInboundHandler {
 
     private let figures: LoopFigures
     private let readyOnHead: Bool
+    /// Many channels: this subscriber gets the events k with k mod `fanOut` == `channelIndex`.
+    private let fanOut: Int
+    private let channelIndex: Int
     private var seen: [UInt64]
     private var isReady = false
     private var stream = EventScanner()
@@ -36,10 +40,13 @@ final class BenchSubscriberHandler: ChannelInboundHandler {
 
     /// `readyOnHead`: count the subscriber as connected on a 200 response head (for servers
     /// without an `init` event, such as nchan) instead of on its `init`.
-    init(figures: LoopFigures, events: Int, readyOnHead: Bool) {
+    /// `fanOut`/`channelIndex`: on channel `channelIndex` of `fanOut` (1/0: the only channel).
+    init(figures: LoopFigures, events: Int, readyOnHead: Bool, fanOut: Int = 1, channelIndex: Int = 0) {
         self.figures = figures
         self.readyOnHead = readyOnHead
-        seen = [UInt64](repeating: 0, count: (events + 63) / 64)
+        self.fanOut = fanOut
+        self.channelIndex = channelIndex
+        seen = [UInt64](repeating: 0, count: (events / fanOut + 1 + 63) / 64)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -82,7 +89,12 @@ final class BenchSubscriberHandler: ChannelInboundHandler {
         switch event {
         case .initial:
             markReady()
-        case .numbered(let index, let sent):
+        case .numbered(let event, let sent):
+            guard event % fanOut == channelIndex else {
+                figures.misrouted += 1
+                return
+            }
+            let index = event / fanOut
             guard index / 64 < seen.count else { return }
             let bit = UInt64(1) << UInt64(index % 64)
             if seen[index / 64] & bit != 0 {
@@ -114,13 +126,15 @@ final class BenchSubscriberHandler: ChannelInboundHandler {
 /// Opens one subscriber on `loop`.
 func openSubscriber(
     loop: EventLoop, figures: NIOLoopBound<LoopFigures>, host: String, port: Int, path: String, events: Int,
-    readyOnHead: Bool
+    readyOnHead: Bool, fanOut: Int = 1, channelIndex: Int = 0
 ) -> EventLoopFuture<Channel> {
     ClientBootstrap(group: loop)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(
-                    BenchSubscriberHandler(figures: figures.value, events: events, readyOnHead: readyOnHead))
+                    BenchSubscriberHandler(
+                        figures: figures.value, events: events, readyOnHead: readyOnHead, fanOut: fanOut,
+                        channelIndex: channelIndex))
             }
         }
         .connect(host: host, port: port)

@@ -1,6 +1,8 @@
 // `herald-bench`: N event streams through nginx, M events published at R per second, and what
 // arrived: delivered, lost, duplicated, latency percentiles, the time to connect everyone, and
-// the memory and CPU of hub, workers and nginx.
+// the memory and CPU of hub, workers and nginx. With --channel-per-subscriber each stream has
+// a channel of its own (the notification workload); with --publish-throughput it measures
+// publishing itself (see PublishThroughput).
 //
 // This process only coordinates and publishes, on an event loop of its own; the streams live
 // in subscriber processes (copies of herald-bench started with --subscriber-process), so that
@@ -45,8 +47,46 @@ struct HeraldBench: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the last events after the last publish.") var drainSeconds: Double = 10
     @Flag(help: "One line of JSON instead of text.") var json = false
     @Flag(help: .hidden) var subscriberProcess = false
+    @Option(help: .hidden) var firstSubscriber = 0
+
+    @Flag(
+        help:
+            "Many channels: subscriber i streams channel <channel>-<i> (path <subscribe path>-<i>); event k goes to channel <channel>-<k mod subscribers> over HTTP (--publish-url names <channel>'s path)."
+    )
+    var channelPerSubscriber = false
+
+    @Flag(help: "Measure publishing: closed-loop publishers for --seconds, one stream checking delivery.")
+    var publishThroughput = false
+    @Option(help: "Publish-throughput transport: http, http-batch (POST --publish-url with NDJSON) or admin.")
+    var transport: String = "http"
+    @Option(help: "Concurrent HTTP publishers (keep-alive connections); also for --channel-per-subscriber.")
+    var publishers: Int = 16
+    @Option(name: .customLong("seconds"), help: "Seconds of publishing (publish-throughput).")
+    var publishingSeconds: Double = 8
+    @Option(help: "Events per NDJSON batch (http-batch).") var batchSize: Int = 1000
+    @Option(help: "Admin publishes in flight on the one connection (admin).") var window: Int = 256
+    @Option(help: "Pace publishing at this many events per second instead of a closed loop (publish-throughput).")
+    var pace: Int?
+    @Option(help: "Events sent at most (publish-throughput).") var maxEvents: Int = 20_000_000
+    @Flag(help: "Send an idempotency key with each publish and retry failures with it, up to 3 times.")
+    var idempotencyKeys = false
+
+    /// Subscriber processes of a many-channel run: the number of channels (all subscribers).
+    @Option(name: .customLong("fan-out"), help: .hidden) var fanOutArgument: Int = 1
 
     func validate() throws {
+        guard ["http", "http-batch", "admin"].contains(transport) else {
+            throw ValidationError("--transport must be http, http-batch or admin")
+        }
+        guard publishers > 0, publishingSeconds > 0, batchSize > 0, window > 0, maxEvents > 0, (pace ?? 1) > 0 else {
+            throw ValidationError(
+                "--publishers, --seconds, --batch-size, --window, --max-events and --pace must be positive")
+        }
+        if (publishThroughput && transport != "admin") || (channelPerSubscriber && !subscriberProcess),
+            publishURL == nil
+        {
+            throw ValidationError("HTTP publishing needs --publish-url")
+        }
         guard subscribers > 0, events > 0, rate > 0, connectRate > 0, (1...64).contains(eventLoops),
             (1...64).contains(processes ?? 1)
         else {
@@ -61,8 +101,20 @@ struct HeraldBench: AsyncParsableCommand {
         if subscriberProcess {
             try await SubscriberProcess(
                 port: port, path: path, subscribers: subscribers, events: events, connectRate: connectRate,
-                eventLoops: eventLoops, readyOnHead: readyOnHead, drainSeconds: drainSeconds
+                eventLoops: eventLoops, readyOnHead: readyOnHead, drainSeconds: drainSeconds,
+                firstSubscriber: firstSubscriber, fanOut: channelPerSubscriber ? fanOutArgument : nil
             ).run()
+            return
+        }
+        if publishThroughput {
+            let report = try await PublishThroughput(
+                transport: try publishTransport(fanOut: nil), transportName: transport, publishers: publishers,
+                batchSize: transport == "http-batch" ? batchSize : nil, window: transport == "admin" ? window : nil,
+                seconds: publishingSeconds, rate: pace, maxEvents: maxEvents, payloadBytes: payloadBytes,
+                idempotencyKeys: idempotencyKeys, port: port, checkPath: path, readyOnHead: readyOnHead,
+                drainSeconds: drainSeconds, runDir: runDir
+            ).run()
+            print(report.rendered(json: json))
             return
         }
 
@@ -75,8 +127,13 @@ struct HeraldBench: AsyncParsableCommand {
             "--drain-seconds", "\(drainSeconds)",
         ]
         if readyOnHead { arguments.append("--ready-on-head") }
+        if channelPerSubscriber { arguments += ["--channel-per-subscriber", "--fan-out", "\(subscribers)"] }
         let memoryBefore = runDir.map { ProcessMemory.read(runDirectory: $0) } ?? [:]
         let fleet = try SubscriberFleet(shares: shares, arguments: arguments)
+        if channelPerSubscriber {
+            try await runManyChannels(fleet: fleet, memoryBefore: memoryBefore)
+            return
+        }
         do {
             let connectTimes = try await fleet.waitUntilReady()
             let memoryConnected = runDir.map { ProcessMemory.read(runDirectory: $0) } ?? [:]

@@ -13,14 +13,18 @@ final class SubscriberFleet {
     private let members: [Member]
 
     /// Starts one subscriber process per entry of `shares` (its number of subscribers), each
-    /// with `arguments` plus its own `--subscribers`.
+    /// with `arguments` plus its own `--subscribers` and `--first-subscriber` (the fleet-wide
+    /// number of its first one).
     init(shares: [Int], arguments: [String]) throws {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var members: [Member] = []
+        var first = 0
         for share in shares {
             let process = Process()
             process.executableURL = executable
-            process.arguments = ["--subscriber-process", "--subscribers", "\(share)"] + arguments
+            process.arguments =
+                ["--subscriber-process", "--subscribers", "\(share)", "--first-subscriber", "\(first)"] + arguments
+            first += share
             let input = Pipe()
             let output = Pipe()
             process.standardInput = input

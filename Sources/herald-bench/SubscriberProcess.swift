@@ -17,6 +17,11 @@ struct SubscriberProcess {
     var eventLoops: Int
     var readyOnHead: Bool
     var drainSeconds: Double
+    /// The fleet-wide number of this process's first subscriber.
+    var firstSubscriber = 0
+    /// Many channels: subscriber i streams `<path>-<i>` and expects events k with k mod
+    /// `fanOut` == i.
+    var fanOut: Int?
 
     func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops)
@@ -35,10 +40,12 @@ struct SubscriberProcess {
         do {
             for index in 0..<subscribers {
                 let slot = index % loops.count
+                let global = firstSubscriber + index
                 opening.append(
                     openSubscriber(
-                        loop: loops[slot], figures: figures[slot], host: "127.0.0.1", port: port, path: path,
-                        events: events, readyOnHead: readyOnHead))
+                        loop: loops[slot], figures: figures[slot], host: "127.0.0.1", port: port,
+                        path: fanOut == nil ? path : "\(path)-\(global)", events: events, readyOnHead: readyOnHead,
+                        fanOut: fanOut ?? 1, channelIndex: fanOut == nil ? 0 : global))
                 next += .nanoseconds(1_000_000_000 / connectRate)
                 if next > .now { try await Task.sleep(until: next) }
             }
@@ -55,7 +62,15 @@ struct SubscriberProcess {
         let wallStart = ContinuousClock.now
         // "published N" (N events were acknowledged), or EOF if the coordinator died.
         let published = await readLine()?.split(separator: " ").last.flatMap { Int($0) } ?? events
-        let expected = subscribers * published
+        let expected: Int
+        if let fanOut {
+            // Subscriber i gets the events k < published with k mod fanOut == i.
+            expected = (firstSubscriber..<firstSubscriber + subscribers).reduce(0) {
+                $0 + published / fanOut + ($1 < published % fanOut ? 1 : 0)
+            }
+        } else {
+            expected = subscribers * published
+        }
         _ = try? await waitUntil(seconds: drainSeconds) { try await sum(figures) { $0.delivered } >= expected }
         let cpuSeconds = ProcessCPU.ownSeconds() - cpuStart
         let wallSeconds = seconds(ContinuousClock.now - wallStart)
@@ -66,8 +81,12 @@ struct SubscriberProcess {
             cpuSeconds: cpuSeconds, wallSeconds: wallSeconds)
         for loop in figures {
             let part = try await loop.eventLoop.submit {
-                (loop.value.latency, loop.value.delivered, loop.value.duplicates, loop.value.ended)
+                (
+                    loop.value.latency, loop.value.delivered, loop.value.duplicates, loop.value.ended,
+                    loop.value.misrouted
+                )
             }.get()
+            share.misrouted += part.4
             share.latency.add(part.0)
             share.delivered += part.1
             share.duplicates += part.2

@@ -9,6 +9,8 @@ struct SubscriberShare: Codable {
     var connectSeconds: Double
     var delivered: Int
     var duplicates: Int
+    /// Events of another subscriber's channel (many-channel runs).
+    var misrouted = 0
     /// Streams that ended before the run did (should be 0).
     var ended: Int
     /// Latency in microseconds.
