@@ -33,16 +33,20 @@ final class FastCGIConnection {
     /// nginx's request id (always 1 with `fastcgi_keep_conn off`, but taken as sent).
     var requestID: UInt16 { UInt16(truncatingIfNeeded: request.pointee.requestId) }
 
-    /// The request's params (CGI variables). A param without `=` is skipped.
+    /// The request's params (CGI variables) that `RequestHead` reads; the others (nginx sends
+    /// about thirty) are not copied out. A param without `=` is skipped.
     func params() -> [String: String] {
         var params: [String: String] = [:]
         guard var entry = request.pointee.envp else { return params }
         while let pointer = entry.pointee {
-            let text = String(cString: pointer)
-            if let equals = text.firstIndex(of: "=") {
-                params[String(text[..<equals])] = String(text[text.index(after: equals)...])
-            }
             entry += 1
+            // The name is compared in place; only a wanted param becomes Swift strings.
+            guard let equals = strchr(pointer, Int32(UInt8(ascii: "="))) else { continue }
+            let nameLength = pointer.distance(to: equals)
+            guard let name = RequestHead.paramNames.first(where: { wanted in
+                wanted.utf8.count == nameLength && strncmp(pointer, wanted, nameLength) == 0
+            }) else { continue }
+            params[name] = String(cString: equals + 1)
         }
         return params
     }

@@ -36,6 +36,8 @@ final class HubLinkState {
     var subscribes: [UInt64: PendingSubscribe] = [:]
     var publishes: [UInt64: EventLoopPromise<PublishResult>] = [:]
     var hubStats: [UInt64: EventLoopPromise<HubStats>] = [:]
+    /// A flush of the link is queued on the loop: frames written meanwhile go out with it.
+    var flushQueued = false
 }
 
 /// The hub link. Requests may be made from any thread; everything runs on `eventLoop`.
@@ -83,7 +85,7 @@ final class HubLink: Sendable {
             state.nextRequest += 1
             let promise = eventLoop.makePromise(of: PublishResult.self)
             state.publishes[id] = promise
-            send(.publish(request: id, requests))
+            send(.publish(request: id, requests), flush: .coalesced)
             let timeout = configuration.publishTimeout
             eventLoop.scheduleTask(in: timeout) { [self] in
                 self.state.value.publishes.removeValue(forKey: id)?.fail(
@@ -292,11 +294,28 @@ final class HubLink: Sendable {
         return .subscribe(request: request, channels: pending.channels, resumeAfter: resumeAfter)
     }
 
-    private func send(_ frame: HubFrame) {
-        guard let channel = state.value.channel else { return }
+    /// When a frame leaves: at once, or with the frames other tasks of this loop write before
+    /// the queued flush runs (publishes arrive one task each; one write for many saves calls).
+    enum Flush {
+        case now, coalesced
+    }
+
+    private func send(_ frame: HubFrame, flush: Flush = .now) {
+        let state = self.state.value
+        guard let channel = state.channel else { return }
         var buffer = channel.allocator.buffer(capacity: 64)
         frame.encode(into: &buffer)
-        channel.writeAndFlush(buffer, promise: nil)
+        guard flush == .coalesced else {
+            channel.writeAndFlush(buffer, promise: nil)
+            return
+        }
+        channel.write(buffer, promise: nil)
+        guard !state.flushQueued else { return }
+        state.flushQueued = true
+        eventLoop.execute { [self] in
+            self.state.value.flushQueued = false
+            self.state.value.channel?.flush()
+        }
     }
 }
 

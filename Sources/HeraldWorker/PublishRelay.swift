@@ -90,12 +90,23 @@ final class PublishRelay: Sendable {
     }
 
     /// Writes the answer as FastCGI records on the event loop, closes the connection, and
-    /// frees the publish's place.
+    /// frees the publish's place. The answer (a few hundred bytes; tens of KB for a large
+    /// batch) almost always fits the empty send buffer of the socket nginx just used for the
+    /// request, so one non-blocking send writes it whole; only what does not fit (nginx not
+    /// reading) goes through a SwiftNIO channel, which waits until the socket is writable.
     private func write(_ answer: HTTPResponse, fd: Int32, requestID: UInt16) {
         var record = FastCGIRecords.stdout(
             requestID: requestID, content: ByteBuffer(string: answer.cgi(corsOrigin: corsOrigin)))
         var end = FastCGIRecords.end(requestID: requestID)
         record.writeBuffer(&end)
+        let sent = record.withUnsafeReadableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        if sent == record.readableBytes || (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            // Written, or nginx is gone (it closed the connection): either way this answer is done.
+            close(fd)
+            release()
+            return
+        }
+        record.moveReaderIndex(forwardBy: max(0, sent))
         let bytes = record
         let logger = self.logger
         ClientBootstrap(group: link.eventLoop).withConnectedSocket(NIOBSDSocket.Handle(fd)).whenComplete {

@@ -20,6 +20,12 @@ struct RequestHead: Sendable, Equatable {
             && lhs.contentLength == rhs.contentLength && lhs.contentType == rhs.contentType
     }
 
+    /// The CGI params `init(params:)` reads (the FastCGI front copies out only these).
+    static let paramNames = [
+        "REQUEST_METHOD", "DOCUMENT_URI", "REQUEST_URI", "QUERY_STRING", "HTTP_LAST_EVENT_ID", "HTTP_AUTHORIZATION",
+        "CONTENT_LENGTH", "CONTENT_TYPE",
+    ]
+
     /// Reads the head from CGI params. `DOCUMENT_URI` is preferred; `REQUEST_URI` without its
     /// query is the fallback for servers that do not send it.
     init(params: [String: String]) {

@@ -230,26 +230,31 @@ struct Router: Sendable {
         .text(405, "method not allowed (allowed: \(allowed))", headers: ["Allow: \(allowed)"])
     }
 
+    /// The token of `Bearer <token>` (scheme case-insensitive, spaces around the token dropped);
+    /// nil for another scheme or no token.
     static func bearerToken(_ authorization: String) -> String? {
-        let parts = authorization.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return String(parts[1]).trimmingSpaces()
+        let bytes = authorization.utf8
+        guard let space = bytes.firstIndex(of: UInt8(ascii: " ")) else { return nil }
+        guard bytes[..<space].elementsEqual("bearer".utf8, by: { $0 | 0x20 == $1 }) else { return nil }
+        let rest = bytes[bytes.index(after: space)...]
+        guard let first = rest.firstIndex(where: { $0 != UInt8(ascii: " ") }),
+            let last = rest.lastIndex(where: { $0 != UInt8(ascii: " ") })
+        else { return nil }
+        return String(Substring(authorization.utf8[first...last]))
     }
 
     /// Compares without an early exit, so timing does not reveal how much of a token matched.
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8)
-        let y = Array(b.utf8)
-        var difference = UInt8(x.count == y.count ? 0 : 1)
-        for index in 0..<max(x.count, y.count) {
-            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0xFF)
+        var a = a
+        var b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                var difference = UInt8(x.count == y.count ? 0 : 1)
+                for index in 0..<max(x.count, y.count) {
+                    difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0xFF)
+                }
+                return difference == 0
+            }
         }
-        return difference == 0
-    }
-}
-
-extension String {
-    fileprivate func trimmingSpaces() -> String {
-        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
     }
 }
