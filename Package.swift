@@ -133,7 +133,14 @@ let package = Package(
         ),
         .testTarget(
             name: "HeraldHubTests",
-            dependencies: ["HeraldHub", "HeraldProtocol", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "HeraldHub", "HeraldProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                // HubCore on EmbeddedChannel; the simulated disk's lock.
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "HeraldWorkerTests",

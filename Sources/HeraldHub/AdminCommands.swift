@@ -272,6 +272,7 @@ extension HubStats {
     var lines: [String] {
         var lines = [
             "epoch: \(epoch)", "sequence: \(sequence)", "channels: \(channels)", "events published: \(eventsPublished)",
+            "tail followers dropped: \(tailFollowersDropped)",
             "uptime: \(Int(uptimeSeconds)) s", "workers: \(workers.count)", "streams: \(streams)",
         ]
         if let cluster {

@@ -200,8 +200,7 @@ extension HubCore {
     @discardableResult
     func applyClusterRecords(_ records: [JournalRecord]) -> ClusterApply {
         loop.preconditionInEventLoop()
-        var batch = ByteBufferAllocator().buffer(capacity: 256)
-        var tailLines: [(String, String)] = []
+        var events: [HubEvent] = []
         var outcome = ClusterApply.applied
         for record in records where record.event.sequence > visibleSequence {
             guard record.event.sequence == visibleSequence + 1 else {
@@ -213,17 +212,9 @@ extension HubCore {
                 record,
                 stateText: record.kind == .message ? nil : state.channels[record.event.channel]?.state.serialized)
             visibleSequence = record.event.sequence
-            HubFrame.event(record.event).encode(into: &batch)
-            if !tails.isEmpty { tailLines.append((record.event.channel, tailLine(record.event))) }
+            events.append(record.event)
         }
-        if batch.readableBytes > 0 {
-            for session in workers.values { session.channel.writeAndFlush(batch, promise: nil) }
-        }
-        for (channelName, line) in tailLines {
-            for follower in tails.values where follower.channelName == nil || follower.channelName == channelName {
-                follower.channel.writeAndFlush(ByteBuffer(string: line + "\n"), promise: nil)
-            }
-        }
+        deliver(events)
         if let cluster {
             cluster.observe(ClusterHead(epoch: state.epoch.rawValue, sequence: visibleSequence, prunedThrough: 0))
             let ready = cluster.resumeWaiters.filter { $0.sequence <= visibleSequence }

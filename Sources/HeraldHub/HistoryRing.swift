@@ -17,6 +17,9 @@ struct HistoryRing {
     private(set) var lastDropped: UInt64 = 0
     /// Per channel, the newest sequence of that channel dropped from the ring.
     private(set) var lastDroppedByChannel: [String: UInt64] = [:]
+    /// Sequences up to this one may have reached clients and then been lost (a power loss
+    /// before their journal sync): no resume from before it is covered, on any channel.
+    private(set) var lostThrough: UInt64 = 0
 
     init(maximumEvents: Int, maximumBytes: Int) {
         self.maximumEvents = max(0, maximumEvents)
@@ -41,9 +44,17 @@ struct HistoryRing {
     }
 
     /// Restores the bookkeeping of a ring loaded from a snapshot.
-    mutating func restore(lastDropped: UInt64, lastDroppedByChannel: [String: UInt64]) {
-        self.lastDropped = lastDropped
+    mutating func restore(lastDropped: UInt64, lastDroppedByChannel: [String: UInt64], lostThrough: UInt64 = 0) {
+        self.lastDropped = max(lastDropped, lostThrough)
         self.lastDroppedByChannel = lastDroppedByChannel
+        self.lostThrough = lostThrough
+    }
+
+    /// Forgets every event up to `sequence` and treats every resume from before it as unknown
+    /// (on every channel, whether or not it had events there): numbers up to it were lost.
+    mutating func markLost(through sequence: UInt64) {
+        dropThrough(sequence)
+        lostThrough = max(lostThrough, sequence)
     }
 
     /// Drops every event up to `sequence` (a prune of the cluster's log reached it), so that a
@@ -59,7 +70,7 @@ struct HistoryRing {
 
     /// Whether every event of `channel` after `sequence` is still in the ring.
     func covers(channel: String, after sequence: UInt64) -> Bool {
-        (lastDroppedByChannel[channel] ?? 0) <= sequence
+        lostThrough <= sequence && (lastDroppedByChannel[channel] ?? 0) <= sequence
     }
 
     /// Whether every event after `sequence`, of any channel, is still in the ring.

@@ -33,6 +33,14 @@ public struct HubConfiguration: Sendable {
     public var fsyncPolicy: FsyncPolicy = .batch
     /// `--fsync-interval-ms`: with `batch`, the longest wait before an fsync.
     public var fsyncInterval: TimeAmount = .milliseconds(5)
+    /// Sequence numbers reserved by one synced journal record ahead of use (the next range is
+    /// reserved when half is used): costs one fsync per this many events, under every `--fsync`.
+    public var reservationSize: Int = 1000
+    /// Output a tail follower (an admin connection) may have unread before it is dropped.
+    public var tailHighWaterBytes: Int = 1 << 20
+    /// Output a worker link may have unread before it is dropped (it reconnects and catches up);
+    /// above `--history-bytes`, so that a catch-up fits.
+    public var workerHighWaterBytes: Int { historyBytes + (16 << 20) }
     /// `--history-events`: events kept for resume and for workers that reconnect.
     public var historyEvents: Int = 10_000
     /// `--history-bytes`: bytes of events kept (whichever bound is reached first applies).

@@ -1,7 +1,6 @@
-// The hub's single source of truth at run time: it orders publishes, journals them, makes them
-// visible (history, workers, acknowledgements) once durable, answers subscriptions with the
-// state or the missed events, and keeps the workers and tail followers. It lives on one event
-// loop; every method runs there.
+// The hub's single source of truth at run time: it orders publishes, journals them (the commit
+// path is in HubCommit.swift), answers subscriptions with the state or the missed events, and
+// keeps the workers and tail followers. It lives on one event loop; every method runs there.
 import HeraldProtocol
 import Logging
 import NIOCore
@@ -32,16 +31,22 @@ final class HubCore {
     let configuration: HubConfiguration
     let logger: Logger
     let startedAt = NIODeadline.now()
-    private let threadPool: NIOThreadPool
+    let blockingWork: BlockingWork
+    /// Called once an fsync failed: the process must stop (tests observe it instead).
+    let onFatal: (String) -> Void
 
     var state: HubState
-    /// The last sequence delivered to workers and acknowledged.
+    /// The last sequence delivered to workers, tail followers and history.
     var visibleSequence: UInt64 = 0
     var eventsPublished: UInt64 = 0
-    private var journal: Journal?
-    private var pending = CircularBuffer<PendingEvent>()
-    private var fsyncInFlight = false
-    private var fsyncScheduled = false
+    /// Tail followers closed because they stopped reading.
+    var tailFollowersDropped: UInt64 = 0
+    var journal: Journal?
+    var progress = CommitProgress()
+    /// Events written but not yet visible (their reservation is not durable yet), in order.
+    var written = CircularBuffer<WrittenEvent>()
+    /// Publishers waiting for their acknowledgement, in order.
+    var acknowledgements = CircularBuffer<WaitingAcknowledgement>()
     private var snapshotInFlight = false
     var workers: [ObjectIdentifier: WorkerSession] = [:]
     var tails: [ObjectIdentifier: TailFollower] = [:]
@@ -50,27 +55,41 @@ final class HubCore {
     private var nextRequestID: UInt64 = 1
     private var pendingStats: [UInt64: StatsGathering] = [:]
 
-    /// A written event waiting for its fsync before it becomes visible.
-    struct PendingEvent {
-        let record: JournalRecord
-        let stateText: String?
-        /// On the last event of a publish: whom to tell, and the sequence to tell (the first of a batch).
-        let acknowledgement: (promise: EventLoopPromise<PublishResult>, sequence: UInt64)?
+    /// Stops the process with `message` (a failed fsync).
+    static func exitProcess(_ message: String) {
+        let line = "herald-hub: \(message)\n"
+        _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+        exit(70)
     }
 
-    /// Opens the journal (if configured) and rebuilds the state it holds.
-    init(loop: EventLoop, configuration: HubConfiguration, logger: Logger, threadPool: NIOThreadPool) throws {
+    /// Opens the journal (if configured) and rebuilds the state it holds; blocking file work
+    /// runs on `threadPool`.
+    convenience init(loop: EventLoop, configuration: HubConfiguration, logger: Logger, threadPool: NIOThreadPool)
+        throws
+    {
+        try self.init(
+            loop: loop, configuration: configuration, logger: logger, files: PosixJournalFiles(),
+            blockingWork: .threadPool(threadPool), onFatal: HubCore.exitProcess)
+    }
+
+    /// Opens the journal (if configured) through `files` and rebuilds the state it holds, then
+    /// reserves the first range of sequence numbers (synced before anything is published).
+    init(
+        loop: EventLoop, configuration: HubConfiguration, logger: Logger, files: any JournalFileSystem,
+        blockingWork: BlockingWork, onFatal: @escaping (String) -> Void
+    ) throws {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
-        self.threadPool = threadPool
+        self.blockingWork = blockingWork
+        self.onFatal = onFatal
         let history = HistoryRing(maximumEvents: configuration.historyEvents, maximumBytes: configuration.historyBytes)
         guard let directory = configuration.dataDirectory else {
             state = HubState(epoch: .random(), history: history, maxEventBytes: configuration.maxEventBytes)
             logger.warning("no --data-dir: events and state live in memory only and are lost when the hub stops")
             return
         }
-        let (journal, recovered) = try Journal.open(directory: directory, logger: logger)
+        let (journal, recovered) = try Journal.open(directory: directory, files: files, logger: logger)
         self.journal = journal
         state = HubState(epoch: recovered.epoch, history: history, maxEventBytes: configuration.maxEventBytes)
         if let snapshot = recovered.snapshot {
@@ -82,7 +101,9 @@ final class HubCore {
                     state: value, visibleState: channel.state, visibleSequence: channel.visibleSequence)
                 if channel.lastDropped > 0 { droppedByChannel[channel.name] = channel.lastDropped }
             }
-            state.history.restore(lastDropped: snapshot.lastDropped, lastDroppedByChannel: droppedByChannel)
+            state.history.restore(
+                lastDropped: snapshot.lastDropped, lastDroppedByChannel: droppedByChannel,
+                lostThrough: snapshot.lostThrough)
             for event in snapshot.history { state.history.append(event) }
         }
         for record in recovered.records {
@@ -91,7 +112,16 @@ final class HubCore {
                 record,
                 stateText: record.kind == .message ? nil : state.channels[record.event.channel]?.state.serialized)
         }
+        // Numbers a power loss may have taken after clients saw them: never reused, and resume
+        // ids among them are unknown.
+        if recovered.lostThrough > state.history.lostThrough { state.history.markLost(through: recovered.lostThrough) }
+        state.sequence = max(state.sequence, recovered.lastSequence)
         visibleSequence = state.sequence
+        let reservation = state.sequence + UInt64(max(2, configuration.reservationSize))
+        try journal.reserve(through: reservation)
+        try journal.file.sync()
+        progress.durable = state.sequence
+        progress.reservedThrough = reservation
         logger.info(
             recovered.created ? "journal created" : "journal recovered",
             metadata: [
@@ -108,7 +138,8 @@ final class HubCore {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
-        self.threadPool = threadPool
+        self.blockingWork = .threadPool(threadPool)
+        self.onFatal = HubCore.exitProcess
         let history = HistoryRing(maximumEvents: configuration.historyEvents, maximumBytes: configuration.historyBytes)
         state = HubState(cluster: snapshot, history: history, maxEventBytes: configuration.maxEventBytes)
         visibleSequence = snapshot.head.sequence
@@ -152,161 +183,100 @@ final class HubCore {
         return commit(state.prepareSet(channel: channel, json: json).map { [$0] })
     }
 
-    private func commit(_ prepared: Result<[(JournalRecord, JSONValue?)], PublishRefusal>) -> EventLoopFuture<
-        PublishResult
-    > {
-        let records: [(JournalRecord, JSONValue?)]
-        switch prepared {
-        case .failure(let refusal): return loop.makeSucceededFuture(.refused(refusal.message))
-        case .success(let value): records = value
-        }
-        guard let first = records.first?.0.event.sequence else {
-            return loop.makeSucceededFuture(.refused("nothing to publish"))
-        }
-        do {
-            try journal?.append(records.map(\.0))
-        } catch {
-            // Nothing of it was kept (the write was cut back): certainly not published.
-            logger.error("journal write failed; publish refused", metadata: ["error": "\(error)"])
-            return loop.makeSucceededFuture(
-                .unavailable("the hub could not write its journal in \(journal?.directory ?? "?"): \(error)"))
-        }
-        let promise = loop.makePromise(of: PublishResult.self)
-        for (index, (record, newState)) in records.enumerated() {
-            state.apply(record, newState: newState)
-            eventsPublished += 1
-            let last = index == records.count - 1
-            pending.append(
-                PendingEvent(
-                    record: record, stateText: newState?.serialized,
-                    acknowledgement: last ? (promise, first) : nil))
-        }
-        advanceDurability()
-        return promise.futureResult
-    }
-
-    /// Moves written events towards visibility according to the fsync policy.
-    private func advanceDurability() {
-        guard !pending.isEmpty else { return }
-        guard let journal, configuration.fsyncPolicy != .off else {
-            makeVisible(through: state.sequence)
-            return
-        }
-        guard !fsyncInFlight else { return }  // its completion starts the next one
-        if configuration.fsyncPolicy == .batch {
-            guard !fsyncScheduled else { return }
-            fsyncScheduled = true
-            let core = NIOLoopBound(self, eventLoop: loop)
-            loop.scheduleTask(in: configuration.fsyncInterval) {
-                core.value.fsyncScheduled = false
-                core.value.startFsync()
-            }
-            return
-        }
-        _ = journal
-        startFsync()
-    }
-
-    private func startFsync() {
-        guard !fsyncInFlight, !pending.isEmpty, let journal else { return }
-        fsyncInFlight = true
-        let target = state.sequence
-        let fd = journal.duplicateDescriptor()
-        let core = NIOLoopBound(self, eventLoop: loop)
-        threadPool.runIfActive(eventLoop: loop) { () -> Int32 in
-            defer { close(fd) }
-            return fsync(fd)
-        }.whenComplete { result in
-            let core = core.value
-            core.fsyncInFlight = false
-            if case .success(let status) = result, status != 0 {
-                core.logger.error(
-                    "journal fsync failed; events stay acknowledged only once written", metadata: ["errno": "\(status)"]
-                )
-            }
-            core.makeVisible(through: target)
-            core.advanceDurability()
-        }
-    }
-
-    /// Delivers every pending event up to `sequence`: history, workers, tail followers, acknowledgement.
-    private func makeVisible(through sequence: UInt64) {
-        var batch = ByteBufferAllocator().buffer(capacity: 256)
-        var tailLines: [(String, String)] = []
-        var promises: [(EventLoopPromise<PublishResult>, UInt64)] = []
-        while let first = pending.first, first.record.event.sequence <= sequence {
-            pending.removeFirst()
-            state.makeVisible(first.record, stateText: first.stateText)
-            visibleSequence = first.record.event.sequence
-            HubFrame.event(first.record.event).encode(into: &batch)
-            if !tails.isEmpty { tailLines.append((first.record.event.channel, tailLine(first.record.event))) }
-            if let acknowledgement = first.acknowledgement { promises.append(acknowledgement) }
-        }
-        if batch.readableBytes > 0 {
-            for session in workers.values { session.channel.writeAndFlush(batch, promise: nil) }
-        }
-        for (channelName, line) in tailLines {
-            for follower in tails.values where follower.channelName == nil || follower.channelName == channelName {
-                follower.channel.writeAndFlush(ByteBuffer(string: line + "\n"), promise: nil)
+    /// Writes `events` (in order, just made visible) to every worker and to the tail followers
+    /// of their channels: the only place that does. A peer that stopped reading (its output
+    /// over the high-water mark) is dropped and logged; a worker reconnects and catches up.
+    func deliver(_ events: [HubEvent]) {
+        guard !events.isEmpty else { return }
+        if !workers.isEmpty {
+            var batch = ByteBufferAllocator().buffer(capacity: 256)
+            for event in events { HubFrame.event(event).encode(into: &batch) }
+            for session in workers.values {
+                guard session.channel.isWritable else {
+                    logger.warning(
+                        "dropping a worker link that stopped reading (its output passed the high-water mark); the worker reconnects and catches up",
+                        metadata: ["worker.id": "\(session.id)"])
+                    workers[ObjectIdentifier(session.channel)] = nil
+                    session.channel.close(promise: nil)
+                    continue
+                }
+                session.channel.writeAndFlush(batch, promise: nil)
             }
         }
-        for (promise, sequence) in promises { promise.succeed(.accepted(sequence: sequence)) }
-        maybeSnapshot()
+        guard !tails.isEmpty else { return }
+        for (key, follower) in tails {
+            var lines = ByteBufferAllocator().buffer(capacity: 256)
+            for event in events where follower.channelName == nil || follower.channelName == event.channel {
+                lines.writeString(tailLine(event) + "\n")
+            }
+            guard lines.readableBytes > 0 else { continue }
+            guard follower.channel.isWritable else {
+                tails[key] = nil
+                tailFollowersDropped += 1
+                logger.warning(
+                    "dropping a tail follower that stopped reading (its output passed the high-water mark)",
+                    metadata: ["tail.channel": "\(follower.channelName ?? "*")"])
+                follower.channel.close(promise: nil)
+                continue
+            }
+            follower.channel.writeAndFlush(lines, promise: nil)
+        }
     }
 
     /// Once the segment is large, starts a new one and writes a snapshot that replaces the old ones.
-    private func maybeSnapshot() {
-        guard let journal, !snapshotInFlight, !fsyncInFlight, journal.segmentBytes >= configuration.snapshotBytes else {
+    func maybeSnapshot() {
+        guard let journal, !snapshotInFlight, !progress.syncInFlight, progress.reservationWritten == 0,
+            progress.fatal == nil, journal.segmentBytes >= configuration.snapshotBytes
+        else { return }
+        // Synced whatever the policy: a later segment must never follow a torn one.
+        do {
+            try journal.file.sync()
+        } catch {
+            fsyncFailed(error)
             return
         }
+        progress.durable = state.sequence
         let closed: Int
         do {
-            // Synced whatever the policy: a later segment must never follow a torn one.
-            closed = try journal.rotate(sync: true)
+            closed = try journal.rotate(sync: false)
+            // The reservation moves to the new segment before the old ones may go.
+            try journal.reserve(through: progress.reservedThrough)
         } catch {
-            logger.error("journal rotation failed", metadata: ["error": "\(error)"])
+            logger.error("journal rotation failed; segments are kept", metadata: ["error": "\(error)"])
             return
         }
         // Written but not yet visible events are in the closed segment: keep them in the snapshot's history.
         var history = Array(state.history.events)
-        history.append(contentsOf: pending.map(\.record.event))
+        history.append(contentsOf: written.map(\.record.event))
         let snapshot = JournalSnapshot(
             epoch: state.epoch.rawValue, sequence: state.sequence, lastDropped: state.history.lastDropped,
             channels: state.channels.map { name, channel in
                 .init(
                     name: name, state: channel.state.serialized, visibleSequence: channel.visibleSequence,
                     lastDropped: state.history.lastDroppedByChannel[name] ?? 0)
-            }, history: history)
+            }, history: history, lostThrough: state.history.lostThrough)
         snapshotInFlight = true
         let directory = journal.directory
-        let core = NIOLoopBound(self, eventLoop: loop)
+        let files = journal.files
+        let segment = journal.file
         let started = NIODeadline.now()
-        threadPool.runIfActive(eventLoop: loop) {
-            try Journal.writeSnapshot(snapshot, directory: directory, closedSegment: closed)
-        }.whenComplete { result in
-            let core = core.value
-            core.snapshotInFlight = false
+        blockingWork.run(on: loop) {
+            try segment.sync()
+            try Journal.writeSnapshot(snapshot, directory: directory, closedSegment: closed, files: files)
+        }.assumeIsolated().whenComplete { result in
+            self.snapshotInFlight = false
             switch result {
             case .success:
-                core.logger.info(
+                self.logger.info(
                     "journal snapshot written",
                     metadata: [
                         "hub.sequence": "\(snapshot.sequence)", "journal.historyEvents": "\(snapshot.history.count)",
                         "journal.milliseconds": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
                     ])
             case .failure(let error):
-                core.logger.error("journal snapshot failed; segments are kept", metadata: ["error": "\(error)"])
+                self.logger.error("journal snapshot failed; segments are kept", metadata: ["error": "\(error)"])
             }
         }
-    }
-
-    /// Forces written events to disk (on shutdown).
-    func flushJournal() {
-        guard let journal else { return }
-        let fd = journal.duplicateDescriptor()
-        fsync(fd)
-        close(fd)
-        makeVisible(through: state.sequence)
     }
 
     // MARK: Subscriptions
@@ -471,7 +441,7 @@ final class HubCore {
         let workers = gathering.replies.sorted { $0.id < $1.id }
         var stats = HubStats(
             epoch: state.epoch.rawValue, sequence: visibleSequence, channels: state.channels.count,
-            eventsPublished: eventsPublished,
+            eventsPublished: eventsPublished, tailFollowersDropped: tailFollowersDropped,
             uptimeSeconds: Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9,
             streams: workers.reduce(0) { $0 + $1.streams }, workers: workers)
         stats.cluster = cluster?.stats(visibleSequence: visibleSequence)

@@ -61,7 +61,11 @@ public struct HubService: Service {
         do {
             let workerFD: Int32 = try UnixListener.listen(
                 path: configuration.workerSocketPath, mode: configuration.workerSocketMode)
+            // A worker link that stops reading is dropped at this mark (it reconnects and catches up).
+            let workerMark = configuration.workerHighWaterBytes
             let workerServer = try await ServerBootstrap(group: group)
+                .childChannelOption(
+                    ChannelOptions.writeBufferWaterMark, value: .init(low: workerMark / 4, high: workerMark))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HubFrameDecoder()))
@@ -75,7 +79,10 @@ public struct HubService: Service {
                 path: configuration.adminSocketPath, mode: configuration.adminSocketMode)
             let allowed = configuration.adminAllowedUIDs.union([getuid(), 0])
             let maximumLine = configuration.maxEventBytes + 4096
+            // A tail follower that stops reading is dropped at this mark.
+            let tailMark = configuration.tailHighWaterBytes
             let adminServer = try await ServerBootstrap(group: group)
+                .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: tailMark / 4, high: tailMark))
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
@@ -112,7 +119,7 @@ public struct HubService: Service {
             throw error
         }
         await Self.close(servers)
-        // Every accepted event was written before it was acknowledged; this makes it durable.
+        // Syncs what was written and trims the reservation, so a restart knows nothing was lost.
         try? await loop.submit { core.value.flushJournal() }.get()
         try? await threadPool.shutdownGracefully()
         try await group.shutdownGracefully()

@@ -1,5 +1,6 @@
-// The byte layout of the journal: records (`length | crc32 | kind | event`) and the snapshot
-// (`HERALDS1 | length | crc32 | body`). Event fields use the hub link's layout.
+// The byte layout of the journal: records (`length | crc32 | kind | event`), reservations
+// (`length | crc32 | 4 | through | boot id`) and the snapshot (`HERALDS1 | length | crc32 |
+// body`). Event fields use the hub link's layout.
 import HeraldProtocol
 import NIOCore
 
@@ -23,6 +24,22 @@ struct JournalSnapshot: Sendable {
     var lastDropped: UInt64
     var channels: [Channel]
     var history: [HubEvent]
+    /// Resume ids up to this sequence are unknown (numbers lost to a power loss); 0 if none.
+    var lostThrough: UInt64 = 0
+}
+
+/// A durable promise that no sequence up to `through` is ever given out again: written and
+/// synced before any event numbered beyond the previous reservation becomes visible.
+struct JournalReservation: Sendable, Equatable {
+    var through: UInt64
+    /// The kernel that wrote it (see `JournalFileSystem.bootID`).
+    var bootID: String
+}
+
+/// One record of a journal segment.
+enum JournalEntry: Sendable, Equatable {
+    case event(JournalRecord)
+    case reservation(JournalReservation)
 }
 
 enum JournalCodec {
@@ -30,11 +47,27 @@ enum JournalCodec {
     /// Records larger than this are corruption, not data (events are at most a few MiB).
     static let maximumRecordLength = 64 << 20
 
+    /// The kind byte of a reservation record (event records use `RecordKind`).
+    static let reservationKind: UInt8 = 4
+
     /// Appends one record.
     static func encode(_ record: JournalRecord, into buffer: inout ByteBuffer) {
         var body = ByteBufferAllocator().buffer(capacity: record.event.data.utf8.count + 64)
         body.writeInteger(record.kind.rawValue)
         body.writeHubEvent(record.event)
+        appendFramed(&body, into: &buffer)
+    }
+
+    /// Appends one reservation record.
+    static func encode(_ reservation: JournalReservation, into buffer: inout ByteBuffer) {
+        var body = ByteBufferAllocator().buffer(capacity: 64)
+        body.writeInteger(reservationKind)
+        body.writeInteger(reservation.through)
+        body.writeLengthPrefixedString(reservation.bootID)
+        appendFramed(&body, into: &buffer)
+    }
+
+    private static func appendFramed(_ body: inout ByteBuffer, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt32(body.readableBytes))
         buffer.writeInteger(CRC32.checksum(body.readableBytesView))
         buffer.writeBuffer(&body)
@@ -43,6 +76,16 @@ enum JournalCodec {
     /// Reads the next record. `nil` when the buffer ends cleanly or with a torn (partial or
     /// corrupt) record, with `torn` telling which.
     static func decodeRecord(from buffer: inout ByteBuffer) -> (record: JournalRecord?, torn: Bool) {
+        let (entry, torn) = decodeEntry(from: &buffer)
+        switch entry {
+        case .event(let record): return (record, false)
+        case .reservation: return (nil, true)
+        case nil: return (nil, torn)
+        }
+    }
+
+    /// Reads the next entry (event or reservation), as `decodeRecord` does.
+    static func decodeEntry(from buffer: inout ByteBuffer) -> (entry: JournalEntry?, torn: Bool) {
         guard buffer.readableBytes > 0 else { return (nil, false) }
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self),
             let checksum = buffer.getInteger(at: buffer.readerIndex + 4, as: UInt32.self),
@@ -51,11 +94,20 @@ enum JournalCodec {
             CRC32.checksum(body.readableBytesView) == checksum
         else { return (nil, true) }
         var reader = FieldReader(buffer: body, type: 0)
-        guard let rawKind: UInt8 = try? reader.integer(), let kind = RecordKind(rawValue: rawKind),
-            let event = try? reader.event(), reader.buffer.readableBytes == 0
-        else { return (nil, true) }
+        guard let rawKind: UInt8 = try? reader.integer() else { return (nil, true) }
+        let entry: JournalEntry
+        if rawKind == reservationKind {
+            guard let through: UInt64 = try? reader.integer(), let bootID = try? reader.string() else {
+                return (nil, true)
+            }
+            entry = .reservation(JournalReservation(through: through, bootID: bootID))
+        } else {
+            guard let kind = RecordKind(rawValue: rawKind), let event = try? reader.event() else { return (nil, true) }
+            entry = .event(JournalRecord(kind: kind, event: event))
+        }
+        guard reader.buffer.readableBytes == 0 else { return (nil, true) }
         buffer.moveReaderIndex(forwardBy: 8 + Int(length))
-        return (JournalRecord(kind: kind, event: event), false)
+        return (entry, false)
     }
 
     static func encode(_ snapshot: JournalSnapshot) -> ByteBuffer {
@@ -72,6 +124,7 @@ enum JournalCodec {
         }
         body.writeInteger(UInt32(snapshot.history.count))
         for event in snapshot.history { body.writeHubEvent(event) }
+        body.writeInteger(snapshot.lostThrough)
         var out = ByteBufferAllocator().buffer(capacity: body.readableBytes + 24)
         out.writeBytes(snapshotMagic)
         out.writeInteger(UInt64(body.readableBytes))
@@ -101,6 +154,8 @@ enum JournalCodec {
             }
             let historyCount = try reader.count()
             for _ in 0..<historyCount { snapshot.history.append(try reader.event()) }
+            // Written since reservations exist; older snapshots end before it.
+            if reader.buffer.readableBytes >= 8 { snapshot.lostThrough = try reader.integer() }
             return snapshot
         } catch {
             throw JournalError("the snapshot is damaged: \(error)")

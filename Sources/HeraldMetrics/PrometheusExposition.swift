@@ -17,6 +17,9 @@ public enum PrometheusExposition {
             metrics.gauge("hub", "sequence", "Last event sequence number made visible", Double(hub.sequence))
             metrics.gauge("hub", "channels", "Channels that have had at least one event", Double(hub.channels))
             metrics.counter("hub", "events_published", "Events accepted since the hub started", hub.eventsPublished)
+            metrics.counter(
+                "hub", "tail_followers_dropped", "Tail followers closed because they stopped reading",
+                hub.tailFollowersDropped)
             metrics.gauge("hub", "uptime_seconds", "Seconds since the hub started", hub.uptimeSeconds)
             metrics.gauge("hub", "workers", "Workers connected to the hub", Double(hub.workers.count))
         }

@@ -54,6 +54,8 @@ public struct HubStats: Codable, Sendable, Equatable {
     public var channels: Int
     /// Events accepted since the hub started.
     public var eventsPublished: UInt64
+    /// Tail followers (`heraldctl tail`) closed because they stopped reading.
+    public var tailFollowersDropped: UInt64
     /// Seconds since the hub started.
     public var uptimeSeconds: Double
     /// Open streams over all workers that answered.
@@ -64,13 +66,14 @@ public struct HubStats: Codable, Sendable, Equatable {
     public var cluster: ClusterStats?
 
     public init(
-        epoch: String, sequence: UInt64, channels: Int, eventsPublished: UInt64, uptimeSeconds: Double, streams: Int,
-        workers: [WorkerStats]
+        epoch: String, sequence: UInt64, channels: Int, eventsPublished: UInt64, tailFollowersDropped: UInt64 = 0,
+        uptimeSeconds: Double, streams: Int, workers: [WorkerStats]
     ) {
         self.epoch = epoch
         self.sequence = sequence
         self.channels = channels
         self.eventsPublished = eventsPublished
+        self.tailFollowersDropped = tailFollowersDropped
         self.uptimeSeconds = uptimeSeconds
         self.streams = streams
         self.workers = workers

@@ -186,17 +186,34 @@ struct JournalCodecTests {
         #expect(decoded.channels.map(\.name) == ["rooms", "b"])
     }
 
-    @Test("reads back an empty snapshot")
+    @Test("reads back an empty snapshot (sequence, last dropped, no channels, no history, lost through)")
     func emptySnapshotRoundTrip() throws {
         let empty = JournalSnapshot(epoch: "e", sequence: 0, lastDropped: 0, channels: [], history: [])
         let bytes = JournalCodec.encode(empty)
+        let body = lengthPrefixed("e") + [UInt8](repeating: 0, count: 32)
         #expect(
             Array(bytes.readableBytesView)
-                == Array("HERALDS1".utf8) + bigEndian(29, 8)
-                + bigEndian(UInt64(CRC32.checksum(lengthPrefixed("e") + [UInt8](repeating: 0, count: 24))), 4)
-                + lengthPrefixed("e") + [UInt8](repeating: 0, count: 24))
+                == Array("HERALDS1".utf8) + bigEndian(37, 8) + bigEndian(UInt64(CRC32.checksum(body)), 4) + body)
         let decoded = try JournalCodec.decodeSnapshot(bytes)
         #expect(snapshotFields(decoded) == snapshotFields(empty))
+    }
+
+    @Test("reads a snapshot written before reservations (no lost-through field) as lost through 0")
+    func oldSnapshotWithoutLostThrough() throws {
+        let body = lengthPrefixed("e") + [UInt8](repeating: 0, count: 24)
+        let bytes = Array("HERALDS1".utf8) + bigEndian(29, 8) + bigEndian(UInt64(CRC32.checksum(body)), 4) + body
+        #expect(try JournalCodec.decodeSnapshot(ByteBuffer(bytes: bytes)).lostThrough == 0)
+    }
+
+    @Test("a reservation record is length, crc32, kind 4, through and the boot id")
+    func reservationRecord() {
+        var buffer = ByteBuffer()
+        JournalCodec.encode(JournalReservation(through: 1000, bootID: "b"), into: &buffer)
+        let body: [UInt8] = [4] + bigEndian(1000, 8) + lengthPrefixed("b")
+        #expect(
+            Array(buffer.readableBytesView)
+                == bigEndian(UInt64(body.count), 4) + bigEndian(UInt64(CRC32.checksum(body)), 4) + body)
+        #expect(JournalCodec.decodeEntry(from: &buffer).entry == .reservation(JournalReservation(through: 1000, bootID: "b")))
     }
 
     @Test("writes a snapshot as magic, body length, CRC-32 of the body, body")
