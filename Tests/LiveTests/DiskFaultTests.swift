@@ -50,16 +50,17 @@ extension LiveSuites {
 
         @Test(
             "a full disk: publishes are refused until space returns, then work; after SIGKILL every acknowledged event is there and no refused one",
-            .disabled(
-                "open: the disk-full, refusal, recovery and restart steps pass, but the resumed stream after the restart receives no events yet (being investigated)"
-            )
-        )
+            .timeLimit(.minutes(3)))
         func fullDisk() async throws {
             let mount = try Self.mountTmpfs(size: "3m")
             defer { Self.unmount(mount) }
             // Ballast taken away later to make room.
             try Data(count: 256 * 1024).write(to: URL(fileURLWithPath: "\(mount)/ballast"))
-            try await LiveStack.with(environment: ["HERALD_HUB_ARGS": "--data-dir \(mount)/data"]) { stack in
+            // The read-back replays ~3 MB to one stream at once: room for it in the stream's queue.
+            let environment = [
+                "HERALD_HUB_ARGS": "--data-dir \(mount)/data", "HERALD_WORKER_ARGS": "--max-queued-bytes 33554432",
+            ]
+            try await LiveStack.with(environment: environment) { stack in
                 let admin = try await stack.admin()
                 let marker = try await admin.publish(channel: "disk", data: "marker")
                 let padding = String(repeating: "x", count: 4096)
@@ -92,25 +93,16 @@ extension LiveSuites {
 
                 try stack.killHub()
                 try await stack.waitForHub()
-                // Read back in windows (a replay of ~700 events of 4 KB at once would exceed a
-                // stream's queue bound): each resume gets exactly the next acknowledged events.
+                // Everything after the marker comes back, in order: exactly the acknowledged
+                // events, none that was refused.
                 let ordered = acknowledged.keys.sorted { EventID(parsing: $0)!.sequence < EventID(parsing: $1)!.sequence }
-                let refusedData = Set(refused)
-                var resumeFrom = marker
-                var start = 0
-                while start < ordered.count {
-                    let window = Array(ordered[start..<min(start + 50, ordered.count)])
-                    let client = try await RecordingClient.open(
-                        port: stack.port, path: "/stream/disk", headers: [("Last-Event-ID", resumeFrom)])
-                    let events = try await client.waitFor(id: window.last!)
-                    await client.close()
-                    let received = events.prefix { $0.lastEventId != window.last! } + events.filter { $0.lastEventId == window.last! }
-                    #expect(received.map(\.lastEventId) == window, "acknowledged events \(start)… are back, nothing else")
-                    #expect(received.map(\.data) == window.map { acknowledged[$0]! })
-                    #expect(!events.contains { refusedData.contains($0.data) }, "a refused event came back")
-                    resumeFrom = window.last!
-                    start += window.count
-                }
+                let client = try await RecordingClient.open(
+                    port: stack.port, path: "/stream/disk", headers: [("Last-Event-ID", marker)])
+                let events = try await client.waitFor(id: ordered.last!, within: 60)
+                await client.close()
+                #expect(events.map(\.lastEventId) == ordered, "the acknowledged events are back, nothing else")
+                #expect(events.map(\.data) == ordered.map { acknowledged[$0]! })
+                #expect(!events.contains { Set(refused).contains($0.data) }, "a refused event came back")
             }
         }
 
