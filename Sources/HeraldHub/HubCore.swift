@@ -41,6 +41,8 @@ final class HubCore {
     var eventsPublished: UInt64 = 0
     /// Tail followers closed because they stopped reading.
     var tailFollowersDropped: UInt64 = 0
+    /// Worker links and tail followers written to in this loop pass, flushed at its end.
+    private var channelsToFlush: [ObjectIdentifier: Channel] = [:]
     var journal: Journal?
     var progress = CommitProgress()
     /// Events written but not yet visible (their reservation is not durable yet), in order.
@@ -200,7 +202,8 @@ final class HubCore {
                     session.channel.close(promise: nil)
                     continue
                 }
-                session.channel.writeAndFlush(batch, promise: nil)
+                session.channel.write(batch, promise: nil)
+                queueFlush(session.channel)
             }
         }
         guard !tails.isEmpty else { return }
@@ -219,7 +222,25 @@ final class HubCore {
                 follower.channel.close(promise: nil)
                 continue
             }
-            follower.channel.writeAndFlush(lines, promise: nil)
+            follower.channel.write(lines, promise: nil)
+            queueFlush(follower.channel)
+        }
+    }
+
+    /// Flushes `channel` once the current loop pass is done: every publish is visible as soon
+    /// as it is written, and those of one pass (one read burst of publish frames) share one
+    /// write to each worker instead of one each.
+    private func queueFlush(_ channel: Channel) {
+        guard channelsToFlush.isEmpty else {
+            channelsToFlush[ObjectIdentifier(channel)] = channel
+            return
+        }
+        channelsToFlush[ObjectIdentifier(channel)] = channel
+        let core = NIOLoopBound(self, eventLoop: loop)
+        loop.execute {
+            let channels = core.value.channelsToFlush
+            core.value.channelsToFlush.removeAll(keepingCapacity: true)
+            for channel in channels.values { channel.flush() }
         }
     }
 

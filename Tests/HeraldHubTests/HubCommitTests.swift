@@ -56,8 +56,10 @@ final class CoreHarness {
         return channel
     }
 
-    /// Every frame written to a worker channel since the last call.
+    /// Every frame written to a worker channel since the last call, once the loop pass that
+    /// wrote them is over (the core flushes at its end).
     func frames(_ channel: EmbeddedChannel) throws -> [HubFrame] {
+        loop.run()
         var frames: [HubFrame] = []
         var decoder = HubFrameDecoder()
         while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
@@ -66,8 +68,9 @@ final class CoreHarness {
         return frames
     }
 
-    /// The text written to a tail channel since the last call.
+    /// The text written to a tail channel since the last call, once the loop pass is over.
     func text(_ channel: EmbeddedChannel) throws -> String {
+        loop.run()
         var text = ""
         while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
         return text
@@ -86,7 +89,7 @@ final class FatalBox {
 /// The result of a future on the embedded loop, nil while it is pending.
 func outcome<T>(_ future: EventLoopFuture<T>) -> T? {
     var value: T?
-    future.whenSuccess { value = $0 }
+    future.assumeIsolated().whenSuccess { value = $0 }
     return value
 }
 
