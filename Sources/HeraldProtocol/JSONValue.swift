@@ -279,8 +279,10 @@ struct JSONParser {
             guard index < bytes.count else { throw fail("unterminated string") }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
+                defer { index += 1 }
+                // Without escapes (the common case) the text is the run itself: decode it once.
+                if scalars.isEmpty { return String(decoding: bytes[runStart..<index], as: UTF8.self) }
                 flushRun(self, &scalars, upTo: index)
-                index += 1
                 return String(scalars)
             }
             if byte < 0x20 { throw fail("control character in a string (escape it)") }
