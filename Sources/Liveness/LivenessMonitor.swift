@@ -171,6 +171,9 @@ public final class LivenessMonitor: Service, Sendable {
             defer { state.lastErrors[source] = message }
             return state.lastErrors[source] != message
         }
-        if isNew, let message { logger.warning("cannot feed the watchdog", metadata: ["error": "\(message)"]) }
+        guard isNew, let message else { return }
+        logger.warning(
+            source == "file" ? "cannot touch the watchdog file" : "cannot notify systemd",
+            metadata: ["error": "\(message)"])
     }
 }
