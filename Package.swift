@@ -50,6 +50,17 @@ let package = Package(
         ),
         // Listening and connecting unix socket files (modes, stale files, readiness by rename).
         .target(name: "SocketFiles"),
+        // Liveness: event loops prove they turn; only then are the watchdogs fed (systemd's
+        // sd_notify, spoken by hand, and deploy/run's watchdog file). Shared by hub and worker.
+        .target(
+            name: "Liveness",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Stats in the Prometheus text format (swift-prometheus).
         .target(
             name: "HeraldMetrics",
@@ -59,7 +70,7 @@ let package = Package(
         .target(
             name: "HeraldHub",
             dependencies: [
-                "HeraldProtocol", "SocketFiles", "HeraldMetrics",
+                "HeraldProtocol", "SocketFiles", "HeraldMetrics", "Liveness",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -74,7 +85,7 @@ let package = Package(
         .target(
             name: "HeraldWorker",
             dependencies: [
-                "SSE", "CFastCGI", "HeraldProtocol", "SocketFiles", "HeraldMetrics",
+                "SSE", "CFastCGI", "HeraldProtocol", "SocketFiles", "HeraldMetrics", "Liveness",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -86,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "herald-hub",
             dependencies: [
-                "HeraldHub",
+                "HeraldHub", "Liveness",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -96,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "herald-worker",
             dependencies: [
-                "HeraldWorker",
+                "HeraldWorker", "Liveness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -121,6 +132,16 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SSETests", dependencies: ["SSE"]),
+        // Liveness decisions (injected clock), sd_notify against a real datagram socket.
+        .testTarget(
+            name: "LivenessTests",
+            dependencies: [
+                "Liveness",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The benchmark client's decoders (its figures are only as good as its counting).
         .testTarget(name: "HeraldBenchTests", dependencies: ["herald-bench"]),
         .testTarget(

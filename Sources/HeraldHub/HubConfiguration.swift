@@ -1,5 +1,6 @@
 // Everything an operator can set on a hub, with its default.
 import HeraldProtocol
+import Liveness
 import NIOCore
 
 #if canImport(Glibc)
@@ -51,6 +52,9 @@ public struct HubConfiguration: Sendable {
     /// `--cluster`: share one ordered event log with hubs on other machines through PostgreSQL;
     /// nil (the default) keeps this hub on its own, with its journal.
     public var cluster: ClusterSettings?
+    /// `--watchdog-file` and systemd's `NOTIFY_SOCKET`/`WATCHDOG_USEC`: the hub's loop proves it
+    /// turns and only then feeds the watchdogs; by default none is fed.
+    public var liveness = LivenessSettings()
 
     public init() {}
 }

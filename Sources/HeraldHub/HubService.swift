@@ -1,6 +1,7 @@
 // The hub as a long-running service: opens the worker and admin sockets on one event loop,
 // serves until graceful shutdown, then closes both and removes their socket files.
 import HeraldProtocol
+import Liveness
 import Logging
 import NIOCore
 import NIOPosix
@@ -15,11 +16,15 @@ import SocketFiles
 public struct HubService: Service {
     private let configuration: HubConfiguration
     private let logger: Logger
+    private let liveness: LivenessMonitor?
 
-    /// A hub with these settings, logging to `logger`.
-    public init(configuration: HubConfiguration, logger: Logger) {
+    /// A hub with these settings, logging to `logger`. With `liveness`, the hub's loop is
+    /// watched once it serves, the part "hub sockets" is reported ready once both sockets
+    /// accept, and shutdown is reported when it begins.
+    public init(configuration: HubConfiguration, logger: Logger, liveness: LivenessMonitor? = nil) {
         self.configuration = configuration
         self.logger = logger
+        self.liveness = liveness
     }
 
     public func run() async throws {
@@ -94,6 +99,8 @@ public struct HubService: Service {
                 .withBoundSocket(adminFD).get()
             servers.append((adminServer, configuration.adminSocketPath))
             let epoch = try await loop.submit { core.value.epoch.rawValue }.get()
+            // After the journal replay (done on the loop): from now on the loop must keep turning.
+            liveness?.watch([loop], name: "the hub's loop")
             logger.info(
                 "hub ready",
                 metadata: [
@@ -101,6 +108,7 @@ public struct HubService: Service {
                     "hub.adminSocket": "\(configuration.adminSocketPath)",
                     "hub.epoch": "\(epoch)",
                 ])
+            liveness?.partReady("hub sockets")
             if clusterServices.isEmpty {
                 try await gracefulShutdown()
             } else {
@@ -112,6 +120,7 @@ public struct HubService: Service {
                 }
             }
             logger.info("hub stopping")
+            liveness?.stopping()
         } catch {
             await Self.close(servers)
             try? await threadPool.shutdownGracefully()

@@ -4,6 +4,7 @@
 import CFastCGI
 import Foundation
 import HeraldProtocol
+import Liveness
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -13,10 +14,13 @@ import SocketFiles
 /// The FastCGI responder as a service.
 public struct FastCGIFront: Service {
     private let core: WorkerCore
+    private let liveness: LivenessMonitor?
 
-    /// Serves `core`'s configured socket.
-    public init(core: WorkerCore) {
+    /// Serves `core`'s configured socket. With `liveness`, the part "FastCGI socket" is
+    /// reported ready once the socket accepts, and shutdown is reported when it begins.
+    public init(core: WorkerCore, liveness: LivenessMonitor? = nil) {
         self.core = core
+        self.liveness = liveness
     }
 
     /// Initialises libfcgi and takes back the signals it takes over. Call once, in `main`,
@@ -69,9 +73,11 @@ public struct FastCGIFront: Service {
                 "worker.id": "\(configuration.workerID)", "worker.socket": "\(configuration.socketPath)",
                 "worker.hub": "\(configuration.hubSocketPath)",
             ])
+        liveness?.partReady("FastCGI socket")
 
         try? await gracefulShutdown()
         logger.info("worker stopping: no new requests, draining streams")
+        liveness?.stopping()
         stopping.withLockedValue { $0 = true }
         UnixListener.remove(configuration.socketPath)
         shutdown(listenFD, Int32(SHUT_RDWR))

@@ -224,8 +224,9 @@ final class HubLink: Sendable {
 
     // MARK: Connection lifecycle
 
-    /// Connects once; completes when the connection closes. Throws if it could not connect.
-    func connectOnce() async throws {
+    /// Connects once; calls `connected` once the hello is sent, and completes when the
+    /// connection closes. Throws if it could not connect.
+    func connectOnce(connected: @Sendable () -> Void = {}) async throws {
         let link = self
         let channel = try await ClientBootstrap(group: eventLoop)
             .channelInitializer { channel in
@@ -244,6 +245,7 @@ final class HubLink: Sendable {
                     version: HubFrame.protocolVersion, workerID: configuration.workerID,
                     epoch: state.epoch?.rawValue ?? "", lastSequence: state.lastSequence))
         }.get()
+        connected()
         try await withTaskCancellationHandler {
             try await channel.closeFuture.get()
         } onCancel: {

@@ -1,5 +1,6 @@
 // Everything an operator can set on a worker, with its default.
 import HeraldProtocol
+import Liveness
 import NIOCore
 
 #if canImport(Glibc)
@@ -53,6 +54,10 @@ public struct WorkerConfiguration: Sendable {
     public var pollTimeout: TimeAmount = .seconds(25)
     /// How long an HTTP publish waits for the hub's answer.
     public var publishTimeout: TimeAmount = .seconds(5)
+    /// `--watchdog-file` and systemd's `NOTIFY_SOCKET`/`WATCHDOG_USEC`: the stream loops (the
+    /// hub link's among them) prove they turn and only then feed the watchdogs; by default
+    /// none is fed.
+    public var liveness = LivenessSettings()
 
     public init() {}
 }

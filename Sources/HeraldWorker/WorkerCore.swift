@@ -70,6 +70,9 @@ public final class WorkerCore: Sendable {
             }
     }
 
+    /// Every event loop of the worker: the stream loops, the first of which also runs the hub link.
+    public var eventLoops: [any EventLoop] { streams.registries.map(\.eventLoop) }
+
     /// The worker's figures.
     public func stats() -> EventLoopFuture<WorkerStats> {
         let streams = self.streams

@@ -2,6 +2,7 @@
 import ArgumentParser
 import HeraldHub
 import HeraldProtocol
+import Liveness
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -14,7 +15,12 @@ import ServiceLifecycle
 struct HeraldHubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "herald-hub",
-        abstract: "Orders every Herald event, keeps channel state, and broadcasts to the workers.")
+        abstract: "Orders every Herald event, keeps channel state, and broadcasts to the workers.",
+        discussion: """
+            Under systemd (Type=notify, NOTIFY_SOCKET) the hub says READY=1 once both sockets accept, \
+            WATCHDOG=1 every half of WatchdogSec= (WATCHDOG_USEC) only while its event loop turns, and \
+            STOPPING=1 when it starts to shut down.
+            """)
 
     @Option(help: "Unix socket the workers connect to.")
     var workerSocket: String = "/run/herald/hub.sock"
@@ -78,6 +84,12 @@ struct HeraldHubCommand: AsyncParsableCommand {
     @Option(help: "Cluster mode: the longest a publish waits for the database before it fails, in milliseconds.")
     var clusterTimeoutMs: Int = 3000
 
+    @Option(
+        help: ArgumentHelp(
+            "A file whose time is set to now every half second while the event loop turns (deploy/run kills the hub once the file is older than HERALD_WATCHDOG_SECONDS); none if omitted.",
+            valueName: "path"))
+    var watchdogFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -89,13 +101,15 @@ struct HeraldHubCommand: AsyncParsableCommand {
             throw ValidationError("--admin-socket-mode must be octal permission bits such as 0600")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if let watchdogFile, watchdogFile.isEmpty { throw ValidationError("--watchdog-file must not be empty") }
         guard maxEventBytes > 0 else { throw ValidationError("--max-event-bytes must be positive") }
         guard (1...100_000).contains(maxBatchEvents) else {
             throw ValidationError("--max-batch-events must be from 1 to 100000")
         }
         guard FsyncPolicy(rawValue: fsync) != nil else {
             throw ValidationError(
-                "--fsync must be one of \(FsyncPolicy.allCases.map(\.rawValue).joined(separator: ", ")), not '\(fsync)'")
+                "--fsync must be one of \(FsyncPolicy.allCases.map(\.rawValue).joined(separator: ", ")), not '\(fsync)'"
+            )
         }
         guard (1...1024).contains(maxChannelsPerStream) else {
             throw ValidationError("--max-channels-per-stream must be 1 to 1024")
@@ -144,6 +158,12 @@ struct HeraldHubCommand: AsyncParsableCommand {
         configuration.historyEvents = historyEvents
         configuration.historyBytes = historyBytes
         configuration.snapshotBytes = snapshotBytes
+        configuration.liveness.watchdogFile = watchdogFile
+        var environment: [String: String] = [:]
+        for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            environment[name] = getenv(name).map { String(cString: $0) }
+        }
+        configuration.liveness.readSystemdEnvironment(environment, ownPID: getpid())
         if let cluster {
             let password = getenv("PGPASSWORD").map { String(cString: $0) }
             var settings = ClusterSettings(database: try PostgresURL(parsing: cluster, environmentPassword: password))
@@ -154,9 +174,15 @@ struct HeraldHubCommand: AsyncParsableCommand {
             configuration.cluster = settings
         }
 
+        let liveness = LivenessMonitor(settings: configuration.liveness, readyParts: ["hub sockets"], logger: logger)
+        // The monitor first: the group stops services in reverse order, so it feeds the
+        // watchdogs until the hub has closed its sockets and flushed its journal.
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: HubService(configuration: configuration, logger: logger))],
+                services: [
+                    .init(service: liveness),
+                    .init(service: HubService(configuration: configuration, logger: logger, liveness: liveness)),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()

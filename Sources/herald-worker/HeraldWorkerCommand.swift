@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import HeraldProtocol
 import HeraldWorker
+import Liveness
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -17,6 +18,9 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
             HTTP publishing is enabled by the environment variable HERALD_PUBLISH_TOKEN (the bearer token).
             Private channels (--private-channels) need HERALD_SUBSCRIBER_KEY, the HS256 secret (at least \
             32 bytes) that subscriber tokens are signed with; both variables stay out of `ps`.
+            Under systemd (Type=notify, NOTIFY_SOCKET) the worker says READY=1 once its FastCGI socket \
+            accepts and its first attempt to reach the hub is done, WATCHDOG=1 every half of WatchdogSec= \
+            (WATCHDOG_USEC) only while every event loop turns, and STOPPING=1 when it starts draining.
             """)
 
     @Option(help: "FastCGI unix socket nginx connects to.")
@@ -76,6 +80,12 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
             valueName: "pattern"))
     var privateChannels: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "A file whose time is set to now every half second while every event loop turns (deploy/run kills the worker once the file is older than HERALD_WATCHDOG_SECONDS); none if omitted.",
+            valueName: "path"))
+    var watchdogFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -84,6 +94,7 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
             throw ValidationError("--socket-mode must be octal permission bits such as 0660")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if let watchdogFile, watchdogFile.isEmpty { throw ValidationError("--watchdog-file must not be empty") }
         guard heartbeat >= 1 else { throw ValidationError("--heartbeat must be at least 1 second") }
         guard (1...3600).contains(pollTimeout) else {
             throw ValidationError("--poll-timeout must be 1 to 3600 seconds")
@@ -142,6 +153,9 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         configuration.pollTimeout = .seconds(Int64(pollTimeout))
         configuration.eventLoops = eventLoops
         configuration.acceptThreads = acceptThreads
+        configuration.liveness.watchdogFile = watchdogFile
+        configuration.liveness.readSystemdEnvironment(
+            ProcessInfo.processInfo.environment, ownPID: ProcessInfo.processInfo.processIdentifier)
         // jwt-kit hands its key out of an actor: built once here, checked synchronously per request.
         configuration.subscriberTokens = try await SubscriberTokens(
             privateChannels: privateChannels, secret: subscriberKey)
@@ -157,9 +171,17 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
 
         FastCGIFront.initializeLibrary()
         let core = WorkerCore(configuration: configuration, logger: logger)
+        let liveness = LivenessMonitor(
+            settings: configuration.liveness, readyParts: ["FastCGI socket", "hub link"], logger: logger)
+        liveness.watch(core.eventLoops, name: "stream loops; the first one also runs the hub link")
+        // The monitor first: the group stops services in reverse order, so it feeds the
+        // watchdogs until the streams are drained.
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: HubLinkService(core: core)), .init(service: FastCGIFront(core: core))],
+                services: [
+                    .init(service: liveness), .init(service: HubLinkService(core: core, liveness: liveness)),
+                    .init(service: FastCGIFront(core: core, liveness: liveness)),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {
