@@ -31,7 +31,7 @@ public struct HubConfiguration: Sendable {
     /// `--data-dir`: where the journal lives; nil keeps everything in memory only (lost on restart).
     public var dataDirectory: String?
     /// `--fsync`: when journal writes are forced to disk (see `FsyncPolicy`).
-    public var fsyncPolicy: FsyncPolicy = .batch
+    public var fsyncPolicy: FsyncPolicy = .always
     /// `--fsync-interval-ms`: with `batch`, the longest wait before an fsync.
     public var fsyncInterval: TimeAmount = .milliseconds(5)
     /// Sequence numbers reserved by one synced journal record ahead of use (the next range is

@@ -15,9 +15,11 @@ import NIOCore
 /// visible to subscribers once written, whatever the policy; sequence numbers are reserved
 /// durably ahead of use under every policy, so none is ever given out twice.
 public enum FsyncPolicy: String, Sendable, CaseIterable {
-    /// Acknowledge after the next fsync (concurrent publishes share one fsync).
+    /// Acknowledge after the next fsync, started as soon as the previous one ends (group
+    /// commit: the publishes waiting meanwhile share it). The default: events are visible
+    /// once written, so only acknowledgements wait, and they wait least this way.
     case always
-    /// fsync at most every few milliseconds; acknowledgements wait for it (the default).
+    /// fsync at most every few milliseconds (`--fsync-interval-ms`); acknowledgements wait for it.
     case batch
     /// Acknowledge once written; the kernel writes in its own time. A killed hub loses
     /// nothing; a machine that loses power may lose the last seconds.

@@ -52,7 +52,7 @@ struct HeraldHubCommand: AsyncParsableCommand {
     var dataDir: String?
 
     @Option(help: "When journal writes are forced to disk: always, batch or off.")
-    var fsync: String = "batch"
+    var fsync: String = HubConfiguration().fsyncPolicy.rawValue
 
     @Option(help: "With --fsync batch, the longest wait before an fsync, in milliseconds.")
     var fsyncIntervalMs: Int = 5
