@@ -89,12 +89,10 @@ final class AdminReplyCollector: ChannelInboundHandler {
             lines.append(line)
             return
         }
-        let reply: AdminReply
-        if let status = lines.first, status.hasPrefix("error: ") {
-            reply = AdminReply(error: String(status.dropFirst(7)), lines: Array(lines.dropFirst()))
-        } else {
-            reply = .ok(Array(lines.dropFirst()))
-        }
+        // A status line that is neither `ok` nor `error: …` is answered as an error, in its words.
+        let reply =
+            AdminReply(lines: lines)
+            ?? .failure("unexpected reply from the hub: \(lines.first ?? "")")
         lines.removeAll()
         if !waiting.isEmpty { waiting.removeFirst().succeed(reply) }
     }

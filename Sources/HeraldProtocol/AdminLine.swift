@@ -178,6 +178,20 @@ public struct AdminReply: Sendable, Equatable {
         self.lines = lines
     }
 
+    /// Reads a reply from its lines, without the empty line that ends it: `ok` or
+    /// `error: message`, then the body. Nil when the first line is neither (or there is none).
+    /// The one parser of replies, for heraldctl, HeraldClient and the tests.
+    public init?(lines: [String]) {
+        guard let status = lines.first else { return nil }
+        if status == "ok" {
+            self.init(error: nil, lines: Array(lines.dropFirst()))
+        } else if status.hasPrefix("error: ") {
+            self.init(error: String(status.dropFirst(7)), lines: Array(lines.dropFirst()))
+        } else {
+            return nil
+        }
+    }
+
     /// The reply's text, ending with the empty line. Line breaks inside a line are escaped so
     /// that no body line can end the reply early.
     public var text: String {

@@ -53,11 +53,10 @@ struct AdminClient {
         guard let status = lines.first else {
             throw sendError ?? AdminClientError("the hub closed the admin connection without a reply")
         }
-        if status == "ok" { return .ok(Array(lines.dropFirst())) }
-        if status.hasPrefix("error: ") {
-            return AdminReply(error: String(status.dropFirst(7)), lines: Array(lines.dropFirst()))
+        guard let reply = AdminReply(lines: lines) else {
+            throw AdminClientError("unexpected reply from the hub: \(status)")
         }
-        throw AdminClientError("unexpected reply from the hub: \(status)")
+        return reply
     }
 
     /// Reads lines until the connection closes (for streaming commands).

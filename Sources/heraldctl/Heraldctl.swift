@@ -52,7 +52,7 @@ struct JSONFlag: ParsableArguments {
 extension Heraldctl {
     struct Publish: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Publish DATA on CHANNEL, or a batch of events; prints each new event's id.",
+            abstract: AdminCatalog.publish.sentence,
             discussion: """
                 With --batch FILE (- for standard input), FILE holds one event per line in NDJSON:
                 {"channel":"c","data":…,"event":"name","merge":true} (event and merge optional; a
@@ -105,7 +105,7 @@ extension Heraldctl {
 
     struct State: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Read or replace a channel's state.", subcommands: [Get.self, Set.self])
+            abstract: AdminCatalog.state.sentence, subcommands: [Get.self, Set.self])
 
         struct Get: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the state of CHANNEL (JSON).")
@@ -127,21 +127,21 @@ extension Heraldctl {
 
     struct Channels: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Every channel: last event id, state size, events in history.")
+            abstract: AdminCatalog.channels.sentence)
         @OptionGroup var connection: SocketOption
         @OptionGroup var format: JSONFlag
         func run() throws { try connection.run(["channels"] + format.words) }
     }
 
     struct Workers: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The connected workers.")
+        static let configuration = CommandConfiguration(abstract: AdminCatalog.workers.sentence)
         @OptionGroup var connection: SocketOption
         @OptionGroup var format: JSONFlag
         func run() throws { try connection.run(["workers"] + format.words) }
     }
 
     struct Stats: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The hub's figures and every connected worker's.")
+        static let configuration = CommandConfiguration(abstract: AdminCatalog.stats.sentence)
         @OptionGroup var connection: SocketOption
         @OptionGroup var format: JSONFlag
         func run() throws { try connection.run(["stats"] + format.words) }
@@ -149,7 +149,7 @@ extension Heraldctl {
 
     struct Tail: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Follow the events of CHANNEL (or '*' for all) live, one JSON line each, until interrupted.")
+            abstract: AdminCatalog.tail.sentence)
         @OptionGroup var connection: SocketOption
         @Argument(help: "The channel, or '*'.") var channel: String
 
@@ -174,9 +174,7 @@ extension Heraldctl {
 
     struct Drain: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract:
-                "End the streams of WORKER (or of every worker) with a jittered retry, so clients reconnect spread out."
-        )
+            abstract: AdminCatalog.drain.sentence)
         @OptionGroup var connection: SocketOption
         @Argument(help: "The worker id (default: all workers).") var worker: String?
         @Option(help: "Reconnection time sent to the clients, in milliseconds.") var retry: Int?

@@ -253,3 +253,21 @@ struct AdminLineTests {
         #expect(lines.dropLast(2).allSatisfy { !$0.isEmpty })
     }
 }
+
+@Suite("Admin replies")
+struct AdminReplyParsingTests {
+    @Test("reads ok and error replies back from the lines their text is made of")
+    func roundTrip() {
+        for reply in [AdminReply.ok(), .ok(["a", "b c"]), .failure("no such channel"), AdminReply(error: "x", lines: ["y"])] {
+            let lines = reply.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(2).map(String.init)
+            #expect(AdminReply(lines: lines) == reply, "\(reply)")
+        }
+    }
+
+    @Test("refuses a reply whose first line is neither ok nor error, and an empty one")
+    func refusesOthers() {
+        #expect(AdminReply(lines: []) == nil)
+        #expect(AdminReply(lines: ["okay"]) == nil)
+        #expect(AdminReply(lines: ["error:no space"]) == nil)
+    }
+}

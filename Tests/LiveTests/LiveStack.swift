@@ -166,12 +166,10 @@ final class LiveStack: Sendable {
         var replies: [AdminReply] = []
         for block in String(decoding: received, as: UTF8.self).components(separatedBy: "\n\n") where !block.isEmpty {
             let lines = block.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            guard let status = lines.first else { continue }
-            if status.hasPrefix("error: ") {
-                replies.append(AdminReply(error: String(status.dropFirst(7)), lines: Array(lines.dropFirst())))
-            } else {
-                replies.append(.ok(Array(lines.dropFirst())))
+            guard let reply = AdminReply(lines: lines) else {
+                throw LiveStackError("unexpected reply from the hub: \(lines.first ?? "")")
             }
+            replies.append(reply)
         }
         guard replies.count == requests.count else {
             throw LiveStackError("the hub sent \(replies.count) replies to \(requests.count) requests")

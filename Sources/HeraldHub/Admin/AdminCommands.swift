@@ -1,5 +1,5 @@
-// The admin command table: every command's name, usage and summary in one place, which also
-// generates `help` (as haproxy's cli.c does).
+// The admin command table: a handler for every command of HeraldProtocol's AdminCatalog (name,
+// usage and summary live there, once, and generate `help`, as haproxy's cli.c does).
 import HeraldMetrics
 import HeraldProtocol
 import NIOCore
@@ -11,16 +11,15 @@ enum AdminOutcome: Sendable {
     case follow(channel: String?)
 }
 
-/// One admin command.
+/// One admin command: its description from the catalog, and what the hub does for it.
 struct AdminCommand: Sendable {
-    /// The first word of the request line.
-    let name: String
-    /// The arguments, as `help` shows them.
-    let usage: String
-    /// One line on what it does.
-    let summary: String
+    /// Name, usage and summary (HeraldProtocol's `AdminCatalog`).
+    let spec: AdminCommandSpec
     /// Runs the command with the words after its name, on the hub's event loop.
     let run: @Sendable (_ arguments: [String], _ core: HubCore) throws -> EventLoopFuture<AdminOutcome>
+
+    var name: String { spec.name }
+    var usage: String { spec.usage }
 }
 
 /// Parsed `--flag value` and `--switch` options of an admin request.
@@ -81,9 +80,7 @@ enum AdminCommands {
     /// Every command the admin socket knows, in the order `help` lists them.
     static let table: [AdminCommand] = [
         AdminCommand(
-            name: "publish", usage: "CHANNEL DATA [--event NAME] [--merge]",
-            summary:
-                "publish DATA on CHANNEL (event type NAME, default delta); --merge applies DATA to the state as a JSON merge patch; replies with the event id",
+            spec: AdminCatalog.publish,
             run: { words, core in
                 let arguments = try AdminArguments(words, valued: ["event"], switches: ["merge"])
                 let positional = try arguments.expect(2)
@@ -94,9 +91,7 @@ enum AdminCommands {
                 return core.publish(request).map { reply(for: $0, epoch: epoch) }
             }),
         AdminCommand(
-            name: "publish-batch", usage: "NDJSON",
-            summary:
-                "publish every line of NDJSON ({\"channel\":…,\"data\":…,\"event\":…,\"merge\":…} each) as one batch, whole or not at all; replies with the ids in order",
+            spec: AdminCatalog.publishBatch,
             run: { words, core in
                 let positional = try AdminArguments(words).expect(1)
                 let requests: [PublishRequest]
@@ -117,8 +112,7 @@ enum AdminCommands {
                 }
             }),
         AdminCommand(
-            name: "state", usage: "get CHANNEL | set CHANNEL JSON",
-            summary: "print a channel's state, or replace it (connected clients get it as a fresh init)",
+            spec: AdminCatalog.state,
             run: { words, core in
                 let arguments = try AdminArguments(words)
                 switch arguments.positional.first {
@@ -136,8 +130,7 @@ enum AdminCommands {
                 }
             }),
         AdminCommand(
-            name: "channels", usage: "[--json]",
-            summary: "every channel: last event id, state size, events in history",
+            spec: AdminCatalog.channels,
             run: { words, core in
                 let arguments = try AdminArguments(words, switches: ["json"])
                 _ = try arguments.expect(0)
@@ -151,8 +144,7 @@ enum AdminCommands {
                 return core.loop.makeSucceededFuture(.reply(.ok(lines.isEmpty ? ["(no channels)"] : lines)))
             }),
         AdminCommand(
-            name: "workers", usage: "[--json]",
-            summary: "the connected workers: id, pid, streams, hub link",
+            spec: AdminCatalog.workers,
             run: { words, core in
                 let arguments = try AdminArguments(words, switches: ["json"])
                 _ = try arguments.expect(0)
@@ -167,8 +159,7 @@ enum AdminCommands {
                 }
             }),
         AdminCommand(
-            name: "tail", usage: "CHANNEL|*",
-            summary: "follow the events of CHANNEL (or * for all) live, one JSON line each, until you disconnect",
+            spec: AdminCatalog.tail,
             run: { words, core in
                 let positional = try AdminArguments(words).expect(1)
                 if positional[0] == "*" { return core.loop.makeSucceededFuture(.follow(channel: nil)) }
@@ -180,9 +171,7 @@ enum AdminCommands {
                 return core.loop.makeSucceededFuture(.follow(channel: positional[0]))
             }),
         AdminCommand(
-            name: "drain", usage: "[WORKER] [--retry MS] [--jitter MS]",
-            summary:
-                "end the streams of WORKER (or of all workers) with retry MS plus up to MS of jitter, so clients reconnect spread out",
+            spec: AdminCatalog.drain,
             run: { words, core in
                 let arguments = try AdminArguments(words, valued: ["retry", "jitter"])
                 guard arguments.positional.count <= 1 else {
@@ -199,8 +188,7 @@ enum AdminCommands {
                 return core.loop.makeSucceededFuture(.reply(.ok(told.map { "draining \($0)" })))
             }),
         AdminCommand(
-            name: "stats", usage: "[--json]",
-            summary: "the hub's figures and every connected worker's (streams, events, bytes, hub link)",
+            spec: AdminCatalog.stats,
             run: { words, core in
                 let arguments = try AdminArguments(words, switches: ["json"])
                 _ = try arguments.expect(0)
@@ -210,8 +198,7 @@ enum AdminCommands {
                 }
             }),
         AdminCommand(
-            name: "metrics", usage: "",
-            summary: "the hub's and every worker's figures in the Prometheus text format (as GET /metrics serves them)",
+            spec: AdminCatalog.metrics,
             run: { words, core in
                 _ = try AdminArguments(words).expect(0)
                 return core.gatherStats().map { stats in
@@ -220,15 +207,12 @@ enum AdminCommands {
                 }
             }),
         AdminCommand(
-            name: "help", usage: "", summary: "list the commands",
+            spec: AdminCatalog.help,
             run: { _, core in core.loop.makeSucceededFuture(.reply(.ok(helpLines))) }),
     ]
 
-    /// `help`'s text, generated from the table.
-    static let helpLines: [String] = table.map { command in
-        let head = command.usage.isEmpty ? command.name : "\(command.name) \(command.usage)"
-        return "\(head)  —  \(command.summary)"
-    }
+    /// `help`'s text, from the catalog.
+    static let helpLines: [String] = AdminCatalog.helpLines
 
     /// The reply to a publish or state change: the event id, or the refusal.
     static func reply(for result: PublishResult, epoch: Epoch) -> AdminOutcome {
