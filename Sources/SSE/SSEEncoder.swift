@@ -46,7 +46,7 @@ public enum SSEEncoder {
 
     /// Appends `retry: <milliseconds>` and a blank line: the client's reconnection time.
     public static func retry(milliseconds: Int, into out: inout [UInt8]) {
-        appendField("retry", Substring(String(max(0, milliseconds))).utf8, into: &out)
+        appendField("retry", String(max(0, milliseconds)), into: &out)
         out.append(newline)
     }
 
@@ -63,10 +63,11 @@ public enum SSEEncoder {
     private static let space = UInt8(ascii: " ")
 
     private static func appendField(_ name: StaticString, _ value: String, into out: inout [UInt8]) {
-        appendField(name, Substring(value).utf8, into: &out)
+        var value = value
+        value.withUTF8 { appendField(name, $0, into: &out) }
     }
 
-    private static func appendField(_ name: StaticString, _ value: Substring.UTF8View, into out: inout [UInt8]) {
+    private static func appendField(_ name: StaticString, _ value: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         name.withUTF8Buffer { out.append(contentsOf: $0) }
         out.append(colon)
         out.append(space)
@@ -76,24 +77,25 @@ public enum SSEEncoder {
 
     /// Calls `body` with each line of `text`, where CRLF, CR and LF all end a line.
     /// An empty text is one empty line, and a trailing line break leaves a last empty line.
-    private static func forEachLine(of text: String, _ body: (Substring.UTF8View) -> Void) {
-        let utf8 = Substring(text).utf8
-        var start = utf8.startIndex
-        var index = start
-        while index != utf8.endIndex {
-            let byte = utf8[index]
-            if byte == newline || byte == carriageReturn {
-                body(utf8[start..<index])
-                var next = utf8.index(after: index)
-                if byte == carriageReturn, next != utf8.endIndex, utf8[next] == newline {
-                    next = utf8.index(after: next)
+    /// Works on the string's contiguous UTF-8, so each line is copied out in one piece.
+    private static func forEachLine(of text: String, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == newline || byte == carriageReturn {
+                    body(UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                    var next = index + 1
+                    if byte == carriageReturn, next < bytes.count, bytes[next] == newline { next += 1 }
+                    start = next
+                    index = next
+                } else {
+                    index += 1
                 }
-                start = next
-                index = next
-            } else {
-                index = utf8.index(after: index)
             }
+            body(UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]))
         }
-        body(utf8[start..<utf8.endIndex])
     }
 }
