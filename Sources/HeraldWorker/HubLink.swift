@@ -36,8 +36,12 @@ final class HubLinkState {
     var subscribes: [UInt64: PendingSubscribe] = [:]
     var publishes: [UInt64: EventLoopPromise<PublishResult>] = [:]
     var hubStats: [UInt64: EventLoopPromise<HubStats>] = [:]
-    /// A flush of the link is queued on the loop: frames written meanwhile go out with it.
-    var flushQueued = false
+    /// Publish frames written in this loop pass, flushed once at its end.
+    let flushes: DeferredFlush
+
+    init(loop: EventLoop) {
+        flushes = DeferredFlush(loop: loop)
+    }
 }
 
 /// The hub link. Requests may be made from any thread; everything runs on `eventLoop`.
@@ -53,7 +57,7 @@ final class HubLink: Sendable {
         self.logger = logger
         self.streams = streams
         eventLoop = streams.linkLoop
-        state = try! eventLoop.submit { [eventLoop] in NIOLoopBound(HubLinkState(), eventLoop: eventLoop) }.wait()
+        state = try! eventLoop.submit { [eventLoop] in NIOLoopBound(HubLinkState(loop: eventLoop), eventLoop: eventLoop) }.wait()
     }
 
     // MARK: Requests
@@ -311,13 +315,7 @@ final class HubLink: Sendable {
             channel.writeAndFlush(buffer, promise: nil)
             return
         }
-        channel.write(buffer, promise: nil)
-        guard !state.flushQueued else { return }
-        state.flushQueued = true
-        eventLoop.execute { [self] in
-            self.state.value.flushQueued = false
-            self.state.value.channel?.flush()
-        }
+        state.flushes.write(buffer, to: channel)
     }
 }
 

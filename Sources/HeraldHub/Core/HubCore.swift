@@ -41,8 +41,10 @@ final class HubCore {
     var eventsPublished: UInt64 = 0
     /// Tail followers closed because they stopped reading.
     var tailFollowersDropped: UInt64 = 0
-    /// Worker links and tail followers written to in this loop pass, flushed at its end.
-    private var channelsToFlush: [ObjectIdentifier: Channel] = [:]
+    /// Worker links and tail followers written in this loop pass, flushed once at its end:
+    /// every event is visible as soon as it is written, and those of one pass (one read burst
+    /// of publish frames) reach each worker as one write. The acknowledgements too.
+    lazy var flushes = DeferredFlush(loop: loop)
     var journal: Journal?
     var progress = CommitProgress()
     /// Events written but not yet visible (their reservation is not durable yet), in order.
@@ -202,15 +204,16 @@ final class HubCore {
                     session.channel.close(promise: nil)
                     continue
                 }
-                session.channel.write(batch, promise: nil)
-                queueFlush(session.channel)
+                flushes.write(batch, to: session.channel)
             }
         }
         guard !tails.isEmpty else { return }
+        // Each event's line is made once, whatever the number of followers.
+        let eventLines = events.map { (channel: $0.channel, line: tailLine($0) + "\n") }
         for (key, follower) in tails {
             var lines = ByteBufferAllocator().buffer(capacity: 256)
-            for event in events where follower.channelName == nil || follower.channelName == event.channel {
-                lines.writeString(tailLine(event) + "\n")
+            for event in eventLines where follower.channelName == nil || follower.channelName == event.channel {
+                lines.writeString(event.line)
             }
             guard lines.readableBytes > 0 else { continue }
             guard follower.channel.isWritable else {
@@ -222,25 +225,7 @@ final class HubCore {
                 follower.channel.close(promise: nil)
                 continue
             }
-            follower.channel.write(lines, promise: nil)
-            queueFlush(follower.channel)
-        }
-    }
-
-    /// Flushes `channel` once the current loop pass is done: every publish is visible as soon
-    /// as it is written, and those of one pass (one read burst of publish frames) share one
-    /// write to each worker instead of one each.
-    private func queueFlush(_ channel: Channel) {
-        guard channelsToFlush.isEmpty else {
-            channelsToFlush[ObjectIdentifier(channel)] = channel
-            return
-        }
-        channelsToFlush[ObjectIdentifier(channel)] = channel
-        let core = NIOLoopBound(self, eventLoop: loop)
-        loop.execute {
-            let channels = core.value.channelsToFlush
-            core.value.channelsToFlush.removeAll(keepingCapacity: true)
-            for channel in channels.values { channel.flush() }
+            flushes.write(lines, to: follower.channel)
         }
     }
 

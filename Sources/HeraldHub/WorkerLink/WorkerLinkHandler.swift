@@ -11,8 +11,6 @@ final class WorkerLinkHandler: ChannelInboundHandler {
 
     private let core: HubCore
     private var workerID: String?
-    /// A flush of this link is queued on the loop: acknowledgements written meanwhile go with it.
-    private var flushQueued = false
 
     init(core: HubCore) {
         self.core = core
@@ -52,18 +50,12 @@ final class WorkerLinkHandler: ChannelInboundHandler {
             send(core.subscribe(request: request, channelNames: channels, resumeAfter: resumeAfter), context: context)
         case .publish(let request, let publish):
             let channel = context.channel
+            let core = self.core
             core.publish(publish).assumeIsolated().whenSuccess { result in
                 // Many acknowledgements complete together (one journal sync): one flush for all.
                 var buffer = channel.allocator.buffer(capacity: 32)
                 HubFrame.published(request: request, result).encode(into: &buffer)
-                channel.write(buffer, promise: nil)
-                guard !self.flushQueued else { return }
-                self.flushQueued = true
-                let handler = NIOLoopBound(self, eventLoop: channel.eventLoop)
-                channel.eventLoop.execute {
-                    handler.value.flushQueued = false
-                    channel.flush()
-                }
+                core.flushes.write(buffer, to: channel)
             }
         case .statsReply(let request, let json):
             core.statsArrived(request: request, from: context.channel, json: json)
