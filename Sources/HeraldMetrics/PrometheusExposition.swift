@@ -20,6 +20,15 @@ public enum PrometheusExposition {
             metrics.counter(
                 "hub", "tail_followers_dropped", "Tail followers closed because they stopped reading",
                 hub.tailFollowersDropped)
+            metrics.gauge(
+                "hub", "idempotency_keys", "Idempotency keys remembered on this machine", Double(hub.idempotencyKeys))
+            metrics.counter(
+                "hub", "idempotent_repeats", "Publishes answered as repeats of earlier ones (known idempotency keys)",
+                hub.idempotentRepeats)
+            metrics.counter(
+                "hub", "idempotency_keys_evicted_early",
+                "Idempotency keys forgotten before their window ended (count or byte bound)",
+                hub.idempotencyKeysEvictedEarly)
             metrics.gauge("hub", "uptime_seconds", "Seconds since the hub started", hub.uptimeSeconds)
             metrics.gauge("hub", "workers", "Workers connected to the hub", Double(hub.workers.count))
         }

@@ -27,14 +27,14 @@ public struct AdminCommandSpec: Sendable, Equatable {
 /// Every admin command.
 public enum AdminCatalog {
     public static let publish = AdminCommandSpec(
-        name: "publish", usage: "CHANNEL DATA [--event NAME] [--merge]",
+        name: "publish", usage: "CHANNEL DATA [--event NAME] [--merge] [--key KEY]",
         summary:
-            "publish DATA on CHANNEL (event type NAME, default delta); --merge applies DATA to the state as a JSON merge patch; replies with the event id"
+            "publish DATA on CHANNEL (event type NAME, default delta); --merge applies DATA to the state as a JSON merge patch; --key KEY is an idempotency key (a repeat is not published again); replies with the event id, and the line `repeated` for a repeat"
     )
     public static let publishBatch = AdminCommandSpec(
         name: "publish-batch", usage: "NDJSON",
         summary:
-            "publish every line of NDJSON ({\"channel\":…,\"data\":…,\"event\":…,\"merge\":…} each) as one batch, whole or not at all; replies with the ids in order"
+            "publish every line of NDJSON ({\"channel\":…,\"data\":…,\"event\":…,\"merge\":…,\"key\":…} each) as one batch, whole or not at all; replies with the ids in order, then `repeated: N …` naming the lines whose keys were known (not published again)"
     )
     public static let state = AdminCommandSpec(
         name: "state", usage: "get CHANNEL | set CHANNEL JSON",

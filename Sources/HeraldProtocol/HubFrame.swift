@@ -29,20 +29,41 @@ public struct PublishRequest: Sendable, Equatable {
     public var data: String
     /// When true, `data` is a JSON merge patch (RFC 7386) applied to the channel's state.
     public var merge: Bool
+    /// The publisher's idempotency key (`Idempotency-Key`, a batch line's `key`): a publish
+    /// with a key the hub remembers is not published again; it is answered with the first
+    /// event's id, marked as a repeat.
+    public var key: String?
 
-    public init(channel: String, name: String = "delta", data: String, merge: Bool = false) {
+    public init(channel: String, name: String = "delta", data: String, merge: Bool = false, key: String? = nil) {
         self.channel = channel
         self.name = name
         self.data = data
         self.merge = merge
+        self.key = key
+    }
+}
+
+/// An event of a publish that was not published again, because its idempotency key names an
+/// event published before.
+public struct PublishRepeat: Sendable, Equatable {
+    /// Its position in the publish (0 for a single event; the line minus one in a batch).
+    public var index: Int
+    /// The sequence of the event first published with its key.
+    public var sequence: UInt64
+
+    public init(index: Int, sequence: UInt64) {
+        self.index = index
+        self.sequence = sequence
     }
 }
 
 /// The hub's answer to a publish.
 public enum PublishResult: Sendable, Equatable {
     /// Accepted and ordered as this sequence number (for a batch: its first event's; the
-    /// others follow on consecutively).
-    case accepted(sequence: UInt64)
+    /// others follow on consecutively). `repeats` are the events not published again because
+    /// of their idempotency keys, with their first sequences; the new events (if any) take
+    /// the consecutive numbers from `sequence` in order.
+    case accepted(sequence: UInt64, repeats: [PublishRepeat] = [])
     /// Refused; the message says why, in words for the publisher.
     case refused(String)
     /// Not published because something the hub needs is away (the cluster's database); worth
@@ -51,6 +72,22 @@ public enum PublishResult: Sendable, Equatable {
     /// The hub cannot tell whether it was published (the cluster database failed during
     /// COMMIT). The message says so; a publisher that retries should use an idempotency key.
     case uncertain(String)
+}
+
+extension PublishResult {
+    /// The sequence of each of the `count` events of an accepted publish, in order: a repeat's
+    /// first sequence, or the next consecutive new one. Nil for any other outcome.
+    public func sequences(count: Int) -> [UInt64]? {
+        guard case .accepted(let first, let repeats) = self else { return nil }
+        var repeated: [Int: UInt64] = [:]
+        for item in repeats { repeated[item.index] = item.sequence }
+        var next = first
+        return (0..<count).map { index in
+            if let sequence = repeated[index] { return sequence }
+            defer { next += 1 }
+            return next
+        }
+    }
 }
 
 /// A channel's starting point for a new subscriber: its state as of the reply's sequence.
@@ -101,5 +138,5 @@ public enum HubFrame: Sendable, Equatable {
     case failure(message: String)
 
     /// The link protocol version a worker announces in `hello`.
-    public static let protocolVersion: UInt16 = 2
+    public static let protocolVersion: UInt16 = 3
 }

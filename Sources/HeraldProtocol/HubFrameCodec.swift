@@ -19,7 +19,7 @@ public enum HubFrameError: Error, Equatable, CustomStringConvertible {
         case .trailingBytes(let type, let count): return "hub frame of type \(type) has \(count) bytes after its fields"
         case .invalidUTF8(let type): return "hub frame of type \(type) holds text that is not UTF-8"
         case .invalidFlag(let type, let value):
-            return "hub frame of type \(type) has flag byte \(value) (0 or 1 allowed)"
+            return "hub frame of type \(type) has flag byte \(value), which its layout does not define"
         }
     }
 }
@@ -75,15 +75,25 @@ extension HubFrame {
                 buffer.writeLengthPrefixedString(publish.channel)
                 buffer.writeLengthPrefixedString(publish.name)
                 buffer.writeLengthPrefixedString(publish.data)
-                buffer.writeInteger(UInt8(publish.merge ? 1 : 0))
+                // Bit 0: a merge patch; bit 1: an idempotency key follows.
+                buffer.writeInteger(UInt8(publish.merge ? 1 : 0) | UInt8(publish.key == nil ? 0 : 2))
+                if let key = publish.key { buffer.writeLengthPrefixedString(key) }
             }
         case .published(let request, let result):
             buffer.writeInteger(Kind.published.rawValue)
             buffer.writeInteger(request)
             switch result {
-            case .accepted(let sequence):
+            case .accepted(let sequence, let repeats) where repeats.isEmpty:
                 buffer.writeInteger(UInt8(0))
                 buffer.writeInteger(sequence)
+            case .accepted(let sequence, let repeats):
+                buffer.writeInteger(UInt8(4))
+                buffer.writeInteger(sequence)
+                buffer.writeInteger(UInt32(repeats.count))
+                for item in repeats {
+                    buffer.writeInteger(UInt32(item.index))
+                    buffer.writeInteger(item.sequence)
+                }
             case .refused(let message):
                 buffer.writeInteger(UInt8(1))
                 buffer.writeLengthPrefixedString(message)
@@ -161,8 +171,10 @@ extension HubFrame {
                 let channel = try reader.string()
                 let name = try reader.string()
                 let data = try reader.string()
-                let merge = try reader.flag()
-                events.append(PublishRequest(channel: channel, name: name, data: data, merge: merge))
+                let flags: UInt8 = try reader.integer()
+                guard flags <= 3 else { throw .invalidFlag(type: rawType, value: flags) }
+                let key = flags & 2 != 0 ? try reader.string() : nil
+                events.append(PublishRequest(channel: channel, name: name, data: data, merge: flags & 1 != 0, key: key))
             }
             frame = .publish(request: request, events)
         case .published:
@@ -173,6 +185,15 @@ extension HubFrame {
             case 1: frame = .published(request: request, .refused(try reader.string()))
             case 2: frame = .published(request: request, .unavailable(try reader.string()))
             case 3: frame = .published(request: request, .uncertain(try reader.string()))
+            case 4:
+                let sequence: UInt64 = try reader.integer()
+                let count = try reader.count()
+                var repeats: [PublishRepeat] = []
+                for _ in 0..<count {
+                    let index: UInt32 = try reader.integer()
+                    repeats.append(PublishRepeat(index: Int(index), sequence: try reader.integer()))
+                }
+                frame = .published(request: request, .accepted(sequence: sequence, repeats: repeats))
             default: throw .invalidFlag(type: rawType, value: outcome)
             }
         case .statsRequest:

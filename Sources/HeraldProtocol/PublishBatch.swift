@@ -1,5 +1,5 @@
 // Publish batches in NDJSON (`POST /publish`, `heraldctl publish --batch`): one event per line,
-// `{"channel":"c","data":…,"event":"name","merge":true}`. One decoder, used by the worker's HTTP
+// `{"channel":"c","data":…,"event":"name","merge":true,"key":"k"}`. One decoder, used by the worker's HTTP
 // front and by the hub's admin session, so both refuse the same lines with the same words.
 
 /// Decodes and checks a whole batch before anything of it is published.
@@ -24,7 +24,7 @@ public enum PublishBatch {
     }
 
     /// The fields a line may carry.
-    static let fields: Set<String> = ["channel", "data", "event", "merge"]
+    static let fields: Set<String> = ["channel", "data", "event", "merge", "key"]
 
     /// Splits `text` into lines (LF or CRLF; one final line break is allowed) and decodes each.
     /// Every line must hold an event: an empty line in the middle is refused, so that line
@@ -57,7 +57,22 @@ public enum PublishBatch {
                 return .failure(Refusal(line: index + 1, message: error.message))
             }
         }
+        if let refusal = repeatedKey(in: requests) { return .failure(refusal) }
         return .success(requests)
+    }
+
+    /// Refuses a batch in which two events carry the same idempotency key, naming both lines.
+    public static func repeatedKey(in requests: [PublishRequest]) -> Refusal? {
+        var lineOfKey: [String: Int] = [:]
+        for (index, request) in requests.enumerated() {
+            guard let key = request.key else { continue }
+            if let earlier = lineOfKey[key] {
+                return Refusal(
+                    line: index + 1, message: "idempotency key \(JSONValue.quoted(key)) is already on line \(earlier)")
+            }
+            lineOfKey[key] = index + 1
+        }
+        return nil
     }
 
     /// One line as a publish, checked by `PublishRules`.
@@ -71,7 +86,7 @@ public enum PublishBatch {
         }
         guard case .object(let object) = value else { throw LineError("a line must be a JSON object") }
         for (key, _) in object.members where !fields.contains(key) {
-            throw LineError("unknown field \(JSONValue.quoted(key)) (allowed: channel, data, event, merge)")
+            throw LineError("unknown field \(JSONValue.quoted(key)) (allowed: channel, data, event, merge, key)")
         }
         guard case .string(let channel) = object["channel"] else {
             throw LineError("\"channel\" must be a string")
@@ -94,11 +109,17 @@ public enum PublishBatch {
         case .bool(let flag): merge = flag
         case .some: throw LineError("\"merge\" must be true or false")
         }
+        var key: String?
+        switch object["key"] {
+        case nil: break
+        case .string(let text): key = text
+        case .some: throw LineError("\"key\" must be a string (an idempotency key)")
+        }
         if merge, case .object = object["data"] {
         } else if merge {
             throw LineError("\"merge\": true needs \"data\" to be a JSON object (RFC 7386 merge patch)")
         }
-        let request = PublishRequest(channel: channel, name: name, data: data, merge: merge)
+        let request = PublishRequest(channel: channel, name: name, data: data, merge: merge, key: key)
         if let refusal = PublishRules.refusal(for: request, maxDataBytes: maxDataBytes) { throw LineError(refusal) }
         return request
     }
@@ -109,13 +130,16 @@ public enum PublishBatch {
         init(_ message: String) { self.message = message }
     }
 
-    /// The answer to an accepted batch: `{"ids":[…]}`, the events' ids in order.
-    public static func idsDocument(_ ids: [String]) -> String {
+    /// The answer to an accepted batch: `{"ids":[…]}`, the events' ids in order, and with
+    /// `"repeated":[…]` the lines (1-based) not published again because of their keys.
+    public static func idsDocument(_ ids: [String], repeatedLines: [Int] = []) -> String {
         var out = "{\"ids\":["
         for (index, id) in ids.enumerated() {
             if index > 0 { out += "," }
             JSONValue.writeString(id, into: &out)
         }
-        return out + "]}"
+        out += "]"
+        if !repeatedLines.isEmpty { out += ",\"repeated\":[" + repeatedLines.map(String.init).joined(separator: ",") + "]" }
+        return out + "}"
     }
 }

@@ -6,6 +6,18 @@ public enum PublishRules {
     /// The longest event name accepted, in bytes.
     public static let maxEventNameLength = 64
 
+    /// The longest idempotency key accepted, in bytes.
+    public static let maxKeyLength = 255
+
+    /// `nil` if `key` may be an idempotency key (1 to 255 visible ASCII characters), else why not.
+    public static func keyRefusal(_ key: String) -> String? {
+        let bytes = key.utf8
+        guard !bytes.isEmpty, bytes.count <= maxKeyLength, bytes.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
+            return "invalid idempotency key: 1 to \(maxKeyLength) visible ASCII characters (no spaces)"
+        }
+        return nil
+    }
+
     /// `nil` if `request` may be published with data up to `maxDataBytes`, else why not.
     public static func refusal(for request: PublishRequest, maxDataBytes: Int) -> String? {
         do {
@@ -22,6 +34,7 @@ public enum PublishRules {
         if request.name == "init" {
             return "invalid event name: init is reserved for state snapshots (use state set)"
         }
+        if let key = request.key, let refusal = keyRefusal(key) { return refusal }
         if request.data.utf8.count > maxDataBytes {
             return "event data of \(request.data.utf8.count) bytes exceeds the limit of \(maxDataBytes)"
         }

@@ -56,6 +56,12 @@ public struct HubStats: Codable, Sendable, Equatable {
     public var eventsPublished: UInt64
     /// Tail followers (`heraldctl tail`) closed because they stopped reading.
     public var tailFollowersDropped: UInt64
+    /// Idempotency keys the hub remembers now (on one machine; cluster mode keeps them in the database).
+    public var idempotencyKeys: Int = 0
+    /// Publishes answered as repeats of earlier ones, because their idempotency keys were known.
+    public var idempotentRepeats: UInt64 = 0
+    /// Keys forgotten before their window ended, because of `--max-idempotency-keys` or `--max-idempotency-bytes`.
+    public var idempotencyKeysEvictedEarly: UInt64 = 0
     /// Seconds since the hub started.
     public var uptimeSeconds: Double
     /// Open streams over all workers that answered.

@@ -67,15 +67,21 @@ final class PublishRelay: Sendable {
         -> HTTPResponse
     {
         switch result {
-        case .success(.accepted(let first)):
-            let ids = (0..<UInt64(count)).map { offset in
-                epoch.map { EventID(epoch: $0, sequence: first + offset).description } ?? "\(first + offset)"
+        case .success(.accepted(let first, let repeats)):
+            let sequences = PublishResult.accepted(sequence: first, repeats: repeats).sequences(count: count) ?? []
+            let ids = sequences.map { sequence in
+                epoch.map { EventID(epoch: $0, sequence: sequence).description } ?? "\(sequence)"
             }
+            let repeatedLines = repeats.map { $0.index + 1 }
+            // A repeat (its idempotency key named an earlier event): that event's id, not published again.
+            let replayed = repeatedLines.isEmpty ? [] : ["Idempotent-Replayed: true"]
             if batch {
                 return HTTPResponse(
-                    status: 200, headers: ["Content-Type: application/json"], body: PublishBatch.idsDocument(ids) + "\n")
+                    status: 200, headers: ["Content-Type: application/json"] + replayed,
+                    body: PublishBatch.idsDocument(ids, repeatedLines: repeatedLines) + "\n")
             }
-            return HTTPResponse(status: 200, headers: ["Content-Type: text/plain; charset=utf-8"], body: ids[0] + "\n")
+            return HTTPResponse(
+                status: 200, headers: ["Content-Type: text/plain; charset=utf-8"] + replayed, body: ids[0] + "\n")
         case .success(.refused(let reason)):
             return .text(400, reason)
         case .success(.unavailable(let reason)):

@@ -27,7 +27,7 @@ struct RequestHandler {
                 status: 204,
                 headers: [
                     "Access-Control-Allow-Methods: GET, OPTIONS",
-                    "Access-Control-Allow-Headers: Last-Event-ID, Cache-Control, X-Requested-With, Authorization",
+                    "Access-Control-Allow-Headers: Last-Event-ID, Cache-Control, X-Requested-With, Authorization, Idempotency-Key",
                     "Access-Control-Max-Age: 86400",
                 ], body: "")
             connection.respond(response.cgi(corsOrigin: cors))
@@ -53,7 +53,7 @@ struct RequestHandler {
             }
             let headers = ["Content-Type: \(PrometheusExposition.contentType)"]
             connection.respond(HTTPResponse(status: 200, headers: headers, body: text).cgi(corsOrigin: cors))
-        case .publish(let channel, let event, let merge):
+        case .publish(let channel, let event, let merge, let key):
             let limit = core.configuration.maxBodyBytes
             guard let body = connection.readBody(limit: limit) else {
                 connection.respond(HTTPResponse.text(413, "body is too large (at most \(limit) bytes)").cgi(corsOrigin: cors))
@@ -63,7 +63,7 @@ struct RequestHandler {
                 connection.respond(HTTPResponse.text(400, "the body must be UTF-8 text").cgi(corsOrigin: cors))
                 return
             }
-            let request = PublishRequest(channel: channel, name: event, data: data, merge: merge)
+            let request = PublishRequest(channel: channel, name: event, data: data, merge: merge, key: key)
             if let refusal = PublishRules.refusal(for: request, maxDataBytes: limit) {
                 connection.respond(HTTPResponse.text(400, refusal).cgi(corsOrigin: cors))
                 return

@@ -13,17 +13,20 @@ struct RequestHead: Sendable, Equatable {
     var contentLength: Int?
     /// The `Content-Type` header, as sent.
     var contentType: String?
+    /// The `Idempotency-Key` header of a publish, as sent.
+    var idempotencyKey: String?
 
     static func == (lhs: RequestHead, rhs: RequestHead) -> Bool {
         lhs.method == rhs.method && lhs.path == rhs.path && lhs.query.elementsEqual(rhs.query, by: { $0 == $1 })
             && lhs.lastEventID == rhs.lastEventID && lhs.authorization == rhs.authorization
             && lhs.contentLength == rhs.contentLength && lhs.contentType == rhs.contentType
+            && lhs.idempotencyKey == rhs.idempotencyKey
     }
 
     /// The CGI params `init(params:)` reads (the FastCGI front copies out only these).
     static let paramNames = [
         "REQUEST_METHOD", "DOCUMENT_URI", "REQUEST_URI", "QUERY_STRING", "HTTP_LAST_EVENT_ID", "HTTP_AUTHORIZATION",
-        "CONTENT_LENGTH", "CONTENT_TYPE",
+        "CONTENT_LENGTH", "CONTENT_TYPE", "HTTP_IDEMPOTENCY_KEY",
     ]
 
     /// Reads the head from CGI params. `DOCUMENT_URI` is preferred; `REQUEST_URI` without its
@@ -41,13 +44,16 @@ struct RequestHead: Sendable, Equatable {
         authorization = params["HTTP_AUTHORIZATION"]
         contentLength = params["CONTENT_LENGTH"].flatMap { Int($0) }
         contentType = params["CONTENT_TYPE"].flatMap { $0.isEmpty ? nil : $0 }
+        idempotencyKey = params["HTTP_IDEMPOTENCY_KEY"]
     }
 
     init(
         method: String, path: String, query: [(name: String, value: String)] = [], lastEventID: String? = nil,
-        authorization: String? = nil, contentLength: Int? = nil, contentType: String? = nil
+        authorization: String? = nil, contentLength: Int? = nil, contentType: String? = nil,
+        idempotencyKey: String? = nil
     ) {
         self.contentType = contentType
+        self.idempotencyKey = idempotencyKey
         self.method = method
         self.path = path
         self.query = query

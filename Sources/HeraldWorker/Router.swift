@@ -53,8 +53,8 @@ enum Route: Sendable, Equatable {
     case poll(channels: [String], resume: String?)
     /// A CORS preflight.
     case preflight
-    /// An HTTP publish whose body is still to be read.
-    case publish(channel: String, event: String, merge: Bool)
+    /// An HTTP publish whose body is still to be read, with its idempotency key if it has one.
+    case publish(channel: String, event: String, merge: Bool, key: String?)
     /// An NDJSON batch (`POST /publish`) whose body is still to be read.
     case publishBatch
     /// The worker's figures.
@@ -208,6 +208,10 @@ struct Router: Sendable {
                         "a batch is sent as Content-Type: \(PublishBatch.mediaType), one JSON event per line (or publish one event to /publish/<channel>)"
                     ))
             }
+            if head.idempotencyKey != nil {
+                return .reject(
+                    .text(400, "a batch carries its idempotency keys in each line's \"key\", not in an Idempotency-Key header"))
+            }
             if let length = head.contentLength, length > maxBatchBytes {
                 return .reject(.text(413, "batch of \(length) bytes is too large (at most \(maxBatchBytes))"))
             }
@@ -222,8 +226,12 @@ struct Router: Sendable {
         if let length = head.contentLength, length > maxBodyBytes {
             return .reject(.text(413, "body of \(length) bytes is too large (at most \(maxBodyBytes))"))
         }
+        if let key = head.idempotencyKey, let refusal = PublishRules.keyRefusal(key) {
+            return .reject(.text(400, refusal))
+        }
         let merge = head.queryValues("merge").first.map { $0 == "1" || $0 == "true" } ?? false
-        return .publish(channel: channel, event: head.queryValues("event").first ?? "delta", merge: merge)
+        return .publish(
+            channel: channel, event: head.queryValues("event").first ?? "delta", merge: merge, key: head.idempotencyKey)
     }
 
     private func methodNotAllowed(_ allowed: String) -> HTTPResponse {

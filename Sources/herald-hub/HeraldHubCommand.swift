@@ -67,6 +67,18 @@ struct HeraldHubCommand: AsyncParsableCommand {
     var snapshotBytes: Int = 16 << 20
 
     @Option(
+        help:
+            "Seconds a publish's idempotency key is remembered: a retry with the same key within it gets the first event's id and publishes nothing (0: keys are not remembered)."
+    )
+    var idempotencyWindow: Int = Int(HubConfiguration().idempotencyWindow.nanoseconds / 1_000_000_000)
+
+    @Option(help: "Most idempotency keys remembered; beyond it the oldest are forgotten early (counted in stats).")
+    var maxIdempotencyKeys: Int = HubConfiguration().maxIdempotencyKeys
+
+    @Option(help: "Most bytes of idempotency keys remembered (each key's bytes plus 64), the same way.")
+    var maxIdempotencyBytes: Int = HubConfiguration().maxIdempotencyBytes
+
+    @Option(
         help: ArgumentHelp(
             "Cluster mode: share one ordered event log with hubs on other machines through this PostgreSQL database (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE; PGPASSWORD is used when the URL has no password). Excludes --data-dir.",
             valueName: "url"))
@@ -110,6 +122,12 @@ struct HeraldHubCommand: AsyncParsableCommand {
             throw ValidationError(
                 "--fsync must be one of \(FsyncPolicy.allCases.map(\.rawValue).joined(separator: ", ")), not '\(fsync)'"
             )
+        }
+        guard (0...86_400 * 7).contains(idempotencyWindow) else {
+            throw ValidationError("--idempotency-window must be 0 to 604800 seconds (a week)")
+        }
+        guard maxIdempotencyKeys >= 1, maxIdempotencyBytes >= 1024 else {
+            throw ValidationError("--max-idempotency-keys must be at least 1 and --max-idempotency-bytes at least 1024")
         }
         guard (1...1024).contains(maxChannelsPerStream) else {
             throw ValidationError("--max-channels-per-stream must be 1 to 1024")
@@ -158,6 +176,9 @@ struct HeraldHubCommand: AsyncParsableCommand {
         configuration.historyEvents = historyEvents
         configuration.historyBytes = historyBytes
         configuration.snapshotBytes = snapshotBytes
+        configuration.idempotencyWindow = .seconds(Int64(idempotencyWindow))
+        configuration.maxIdempotencyKeys = maxIdempotencyKeys
+        configuration.maxIdempotencyBytes = maxIdempotencyBytes
         configuration.liveness.watchdogFile = watchdogFile
         var environment: [String: String] = [:]
         for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {

@@ -68,11 +68,16 @@ extension Heraldctl {
         @Flag(help: "Apply DATA (a JSON object) to the channel's state as a JSON merge patch (RFC 7386).") var merge =
             false
         @Option(help: "Publish the NDJSON events of this file (- for standard input) as one batch.") var batch: String?
+        @Option(
+            help:
+                "An idempotency key (1-255 visible ASCII characters): publishing again with the same key within the hub's --idempotency-window prints the first event's id and 'repeated', and publishes nothing."
+        ) var key: String?
 
         func validate() throws {
             if batch != nil {
-                guard channel == nil, data == nil, event == nil, !merge else {
-                    throw ValidationError("--batch takes no CHANNEL, DATA, --event or --merge (they are in each line)")
+                guard channel == nil, data == nil, event == nil, !merge, key == nil else {
+                    throw ValidationError(
+                        "--batch takes no CHANNEL, DATA, --event, --merge or --key (they are in each line)")
                 }
             } else if channel == nil || data == nil {
                 throw ValidationError("publish needs CHANNEL and DATA, or --batch FILE")
@@ -99,6 +104,7 @@ extension Heraldctl {
             var words = ["publish", channel!, data!]
             if let event { words += ["--event", event] }
             if merge { words.append("--merge") }
+            if let key { words += ["--key", key] }
             try connection.run(words)
         }
     }

@@ -17,7 +17,7 @@ struct AdminCommandsTests {
         #expect(AdminCommands.helpLines.count == AdminCatalog.all.count)
         #expect(
             AdminCommands.helpLines.first
-                == "publish CHANNEL DATA [--event NAME] [--merge]  —  " + AdminCatalog.publish.summary)
+                == "publish CHANNEL DATA [--event NAME] [--merge] [--key KEY]  —  " + AdminCatalog.publish.summary)
         #expect(AdminCommands.helpLines.last == "help  —  list the commands")
     }
 }

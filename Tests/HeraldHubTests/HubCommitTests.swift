@@ -21,7 +21,8 @@ final class CoreHarness {
     static let directory = "/data"
 
     init(
-        disk: SimulatedDisk = SimulatedDisk(), policy: FsyncPolicy = .always, reservationSize: Int = 1000
+        disk: SimulatedDisk = SimulatedDisk(), policy: FsyncPolicy = .always, reservationSize: Int = 1000,
+        configure: (inout HubConfiguration) -> Void = { _ in }
     ) throws {
         self.disk = disk
         let loop = EmbeddedEventLoop()
@@ -30,6 +31,7 @@ final class CoreHarness {
         configuration.dataDirectory = Self.directory
         configuration.fsyncPolicy = policy
         configuration.reservationSize = reservationSize
+        configure(&configuration)
         let box = FatalBox()
         fatalBox = box
         let held = HeldWork()

@@ -9,7 +9,8 @@ import Testing
 private func hubState(maxEventBytes: Int = 64) -> HubState {
     HubState(
         epoch: Epoch("abc")!, history: HistoryRing(maximumEvents: 100, maximumBytes: 1 << 20),
-        maxEventBytes: maxEventBytes)
+        maxEventBytes: maxEventBytes,
+        keys: IdempotencyWindow(windowMilliseconds: 600_000, maximumKeys: 1000, maximumBytes: 1 << 20))
 }
 
 /// The channel rule as `ChannelNameError` words it.
@@ -94,14 +95,14 @@ struct HubStateTests {
         let request = PublishRequest(
             channel: String(repeating: "c", count: 64), name: String(repeating: "n", count: 64),
             data: String(repeating: "x", count: 64))
-        #expect(state.prepare(request).success?.0.event.sequence == 1)
+        #expect(state.prepare(request).success?.records[0].0.event.sequence == 1)
     }
 
     @Test("refuses a merge whose resulting state would be over the size limit")
     func refusesOversizeMergedState() {
         var state = hubState()
         let first = "{\"a\":\"\(String(repeating: "a", count: 30))\"}"  // 38 bytes
-        let (record, newState) = state.prepare(PublishRequest(channel: "c", data: first, merge: true)).success!
+        let (record, newState) = state.prepare(PublishRequest(channel: "c", data: first, merge: true)).success!.records[0]
         state.apply(record, newState: newState)
         let second = "{\"b\":\"\(String(repeating: "b", count: 30))\"}"  // 38 bytes: fits alone, not merged
         let refusal = state.prepare(PublishRequest(channel: "c", data: second, merge: true)).failure
@@ -113,7 +114,7 @@ struct HubStateTests {
     @Test("prepare changes nothing, whether it accepts or refuses")
     func prepareDoesNotMutate() {
         var state = hubState()
-        let (record, newState) = state.prepare(PublishRequest(channel: "c", data: "{\"a\":1}", merge: true)).success!
+        let (record, newState) = state.prepare(PublishRequest(channel: "c", data: "{\"a\":1}", merge: true)).success!.records[0]
         state.apply(record, newState: newState)
         state.makeVisible(record, stateText: newState?.serialized)
 
@@ -136,7 +137,7 @@ struct HubStateTests {
     func preparesMessage() {
         var state = hubState()
         state.sequence = 41
-        let (record, newState) = state.prepare(PublishRequest(channel: "c", name: "booked", data: "x\ny")).success!
+        let (record, newState) = state.prepare(PublishRequest(channel: "c", name: "booked", data: "x\ny")).success!.records[0]
         #expect(record == JournalRecord(kind: .message, event: hubEvent(42, "c", name: "booked", data: "x\ny")))
         #expect(newState == nil)
     }
@@ -146,7 +147,7 @@ struct HubStateTests {
         var state = hubState()
         state.apply(JournalRecord(kind: .set, event: hubEvent(1, "c", name: "init", data: "{\"a\":1,\"b\":2}")))
         let data = "{ \"a\" : null, \"c\" : 3 }"
-        let (record, newState) = state.prepare(PublishRequest(channel: "c", data: data, merge: true)).success!
+        let (record, newState) = state.prepare(PublishRequest(channel: "c", data: data, merge: true)).success!.records[0]
         #expect(record == JournalRecord(kind: .merge, event: hubEvent(2, "c", name: "delta", data: data)))
         #expect(newState?.serialized == "{\"b\":2,\"c\":3}")
     }
@@ -155,7 +156,7 @@ struct HubStateTests {
     func mergeOntoNewChannel() {
         let state = hubState()
         let (_, newState) = state.prepare(PublishRequest(channel: "n", data: "{\"a\":{\"b\":null}}", merge: true))
-            .success!
+            .success!.records[0]
         #expect(newState?.serialized == "{\"a\":{}}")
     }
 
@@ -165,7 +166,7 @@ struct HubStateTests {
     func preparesSet() {
         var state = hubState()
         state.sequence = 9
-        let (record, value) = state.prepareSet(channel: "c", json: " { \"b\" : [ 1 , 2 ] , \"a\" : 1.10 } ").success!
+        let (record, value) = state.prepareSet(channel: "c", json: " { \"b\" : [ 1 , 2 ] , \"a\" : 1.10 } ").success!.records[0]
         #expect(
             record
                 == JournalRecord(kind: .set, event: hubEvent(10, "c", name: "init", data: "{\"b\":[1,2],\"a\":1.10}")))
@@ -176,7 +177,7 @@ struct HubStateTests {
         "accepts a scalar JSON document as a channel's state", arguments: ["42", "\"text\"", "null", "[1,2]", "true"])
     func setsScalar(_ json: String) {
         var state = hubState()
-        let (record, value) = state.prepareSet(channel: "c", json: json).success!
+        let (record, value) = state.prepareSet(channel: "c", json: json).success!.records[0]
         #expect(record.event.data == json)
         state.apply(record, newState: value)
         #expect(state.channels["c"]?.state.serialized == json)
@@ -242,7 +243,7 @@ struct HubStateTests {
                 kind == "s"
                 ? live.prepareSet(channel: channel, json: data)
                 : live.prepare(PublishRequest(channel: channel, data: data, merge: kind == "p"))
-            guard let (record, newState) = prepared.success else {
+            guard let (record, newState) = prepared.success?.records[0] else {
                 Issue.record("\(data) was refused: \(prepared.failure!.message)")
                 return
             }
@@ -295,7 +296,7 @@ struct HubStateTests {
     @Test("making a record visible updates the visible state and sequence and the history")
     func makesVisible() {
         var state = hubState()
-        let (first, firstState) = state.prepare(PublishRequest(channel: "c", data: "{\"a\":1}", merge: true)).success!
+        let (first, firstState) = state.prepare(PublishRequest(channel: "c", data: "{\"a\":1}", merge: true)).success!.records[0]
         state.apply(first, newState: firstState)
         #expect(state.channels["c"]?.visibleState == "{}")
         #expect(state.channels["c"]?.visibleSequence == 0)
@@ -306,7 +307,7 @@ struct HubStateTests {
         #expect(state.channels["c"]?.visibleSequence == 1)
         #expect(state.history.events == [first.event])
 
-        let (second, none) = state.prepare(PublishRequest(channel: "c", data: "plain")).success!
+        let (second, none) = state.prepare(PublishRequest(channel: "c", data: "plain")).success!.records[0]
         state.apply(second, newState: none)
         state.makeVisible(second, stateText: nil)
         #expect(state.channels["c"]?.visibleState == "{\"a\":1}")
@@ -317,9 +318,9 @@ struct HubStateTests {
     @Test("the visible state lags the written state until the record is made visible")
     func visibleLagsWritten() {
         var state = hubState()
-        let (first, firstState) = state.prepare(PublishRequest(channel: "c", data: "{\"a\":1}", merge: true)).success!
+        let (first, firstState) = state.prepare(PublishRequest(channel: "c", data: "{\"a\":1}", merge: true)).success!.records[0]
         state.apply(first, newState: firstState)
-        let (second, secondState) = state.prepare(PublishRequest(channel: "c", data: "{\"a\":2}", merge: true)).success!
+        let (second, secondState) = state.prepare(PublishRequest(channel: "c", data: "{\"a\":2}", merge: true)).success!.records[0]
         #expect(second.event.sequence == 2)
         state.apply(second, newState: secondState)
         state.makeVisible(first, stateText: firstState?.serialized)
@@ -339,7 +340,7 @@ struct HubStateBatchTests {
             PublishRequest(channel: "a", data: #"{"n":1}"#, merge: true),
             PublishRequest(channel: "b", name: "note", data: "hi"),
             PublishRequest(channel: "a", data: #"{"m":2}"#, merge: true),
-        ]).get()
+        ]).get().records
         #expect(prepared.map(\.0.event.sequence) == [1, 2, 3])
         #expect(prepared.map(\.0.kind) == [.merge, .message, .merge])
         #expect(prepared[2].1 == (try JSONValue(parsing: #"{"n":1,"m":2}"#)))

@@ -178,6 +178,47 @@ struct JournalCodecTests {
         ],
         history: [hubEvent(31, "rooms", data: "{\"a\":1}"), hubEvent(42, "b", name: "init", data: "7")])
 
+    @Test("a snapshot keeps its idempotency keys (key, sequence, accepted-at) in order; an older snapshot without them reads as none")
+    func snapshotKeys() throws {
+        var snapshot = JournalSnapshot(epoch: "e", sequence: 9, lastDropped: 0, channels: [], history: [])
+        snapshot.keys = [
+            IdempotencyEntry(key: "order-1", sequence: 3, acceptedAt: 1_700_000_000_000),
+            IdempotencyEntry(key: "order-2", sequence: 9, acceptedAt: 1_700_000_000_500),
+        ]
+        let bytes = JournalCodec.encode(snapshot)
+        let keys =
+            bigEndian(2, 4) + lengthPrefixed("order-1") + bigEndian(3, 8) + bigEndian(1_700_000_000_000, 8)
+            + lengthPrefixed("order-2") + bigEndian(9, 8) + bigEndian(1_700_000_000_500, 8)
+        #expect(Array(bytes.readableBytesView).suffix(keys.count) == keys[...])
+        #expect(try JournalCodec.decodeSnapshot(bytes).keys == snapshot.keys)
+        // The layout before keys: the body ends after lost-through.
+        let old = lengthPrefixed("e") + bigEndian(9, 8) + [UInt8](repeating: 0, count: 24)
+        let oldBytes = ByteBuffer(
+            bytes: Array("HERALDS1".utf8) + bigEndian(UInt64(old.count), 8) + bigEndian(UInt64(CRC32.checksum(old)), 4)
+                + old)
+        let decoded = try JournalCodec.decodeSnapshot(oldBytes)
+        #expect(decoded.keys.isEmpty)
+        #expect(decoded.sequence == 9)
+    }
+
+    @Test("an event with an idempotency key is written with kind | 0x10, then its key and accept time, and read back")
+    func keyedRecord() {
+        let record = JournalRecord(
+            kind: .merge, event: HubEvent(sequence: 5, channel: "c", name: "delta", data: "{}"), key: "k-1",
+            acceptedAt: 42)
+        var buffer = ByteBuffer()
+        JournalCodec.encode(record, into: &buffer)
+        let body =
+            [0x12] + bigEndian(5, 8) + lengthPrefixed("c") + lengthPrefixed("delta") + lengthPrefixed("{}")
+            + lengthPrefixed("k-1") + bigEndian(42, 8)
+        #expect(
+            Array(buffer.readableBytesView)
+                == bigEndian(UInt64(body.count), 4) + bigEndian(UInt64(CRC32.checksum(body)), 4) + body)
+        let (decoded, torn) = JournalCodec.decodeRecord(from: &buffer)
+        #expect(decoded == record)
+        #expect(!torn)
+    }
+
     @Test("reads back the snapshot it writes")
     func snapshotRoundTrip() throws {
         let decoded = try JournalCodec.decodeSnapshot(JournalCodec.encode(Self.snapshot))
@@ -186,14 +227,14 @@ struct JournalCodecTests {
         #expect(decoded.channels.map(\.name) == ["rooms", "b"])
     }
 
-    @Test("reads back an empty snapshot (sequence, last dropped, no channels, no history, lost through)")
+    @Test("reads back an empty snapshot (sequence, last dropped, no channels, no history, lost through, no keys)")
     func emptySnapshotRoundTrip() throws {
         let empty = JournalSnapshot(epoch: "e", sequence: 0, lastDropped: 0, channels: [], history: [])
         let bytes = JournalCodec.encode(empty)
-        let body = lengthPrefixed("e") + [UInt8](repeating: 0, count: 32)
+        let body = lengthPrefixed("e") + [UInt8](repeating: 0, count: 36)
         #expect(
             Array(bytes.readableBytesView)
-                == Array("HERALDS1".utf8) + bigEndian(37, 8) + bigEndian(UInt64(CRC32.checksum(body)), 4) + body)
+                == Array("HERALDS1".utf8) + bigEndian(41, 8) + bigEndian(UInt64(CRC32.checksum(body)), 4) + body)
         let decoded = try JournalCodec.decodeSnapshot(bytes)
         #expect(snapshotFields(decoded) == snapshotFields(empty))
     }

@@ -110,7 +110,7 @@ struct JournalFaultTests {
                 }
             }
             for (future, data) in results {
-                if case .accepted(let sequence) = outcome(future) { acknowledged[sequence] = data }
+                if case .accepted(let sequence, _) = outcome(future) { acknowledged[sequence] = data }
             }
             results.removeAll()
             hub.disk.powerLoss()

@@ -109,6 +109,15 @@ struct HubFrameCodecTests {
                     + str("b") + str("delta") + str("2") + [0])
         ),
         (
+            .publish(request: 4, [PublishRequest(channel: "a", data: "1", merge: true, key: "k")]),
+            frame([6] + be(4, 8) + be(1, 4) + str("a") + str("delta") + str("1") + [3] + str("k"))
+        ),
+        (
+            .published(
+                request: 5, .accepted(sequence: 9, repeats: [PublishRepeat(index: 0, sequence: 3), PublishRepeat(index: 2, sequence: 4)])),
+            frame([7] + be(5, 8) + [4] + be(9, 8) + be(2, 4) + be(0, 4) + be(3, 8) + be(2, 4) + be(4, 8))
+        ),
+        (
             .published(request: 5, .accepted(sequence: 6)),
             frame([7] + be(5, 8) + [0] + be(6, 8))
         ),
@@ -162,9 +171,9 @@ struct HubFrameCodecTests {
         #expect(Array(buffer.readableBytesView) == [0xAA, 0xBB, 0, 0, 0, 9, 8] + be(1, 8))
     }
 
-    @Test("announces protocol version 2 (publish frames carry a batch)")
+    @Test("announces protocol version 3 (publish frames carry idempotency keys)")
     func protocolVersion() {
-        #expect(HubFrame.protocolVersion == 2)
+        #expect(HubFrame.protocolVersion == 3)
     }
 
     static let longText = String(repeating: "x\u{1F600}\u{E9}", count: 20_000)
@@ -208,6 +217,8 @@ struct HubFrameCodecTests {
         .publish(request: 3, [PublishRequest(channel: "news", name: "delta", data: #"{"a":null}"#, merge: true)]),
         .publish(request: 4, [PublishRequest(channel: "news", name: "alert", data: "plain", merge: false)]),
         .publish(request: 0, [PublishRequest(channel: "", name: "", data: "", merge: false)]),
+        .publish(request: 9, [PublishRequest(channel: "a", data: "x", key: "order-\u{7E}"), PublishRequest(channel: "b", data: "y")]),
+        .published(request: 8, .accepted(sequence: 0, repeats: [PublishRepeat(index: 0, sequence: 77)])),
         .published(request: 3, .accepted(sequence: 1043)),
         .published(request: .max, .accepted(sequence: 0)),
         .published(request: 4, .refused("invalid channel name: empty")),

@@ -63,10 +63,27 @@ struct PublishBatchTests {
         #expect((try? decode(eleven, maxEvents: 11).get())?.count == 11)
     }
 
-    @Test("writes the ids answer as a JSON document")
+    @Test("writes the ids answer as a JSON document, with the repeated lines when there are any")
     func idsDocument() {
         #expect(PublishBatch.idsDocument(["k3j:1", "k3j:2"]) == #"{"ids":["k3j:1","k3j:2"]}"#)
         #expect(PublishBatch.idsDocument([]) == #"{"ids":[]}"#)
+        #expect(
+            PublishBatch.idsDocument(["k3j:1", "k3j:2"], repeatedLines: [2]) == #"{"ids":["k3j:1","k3j:2"],"repeated":[2]}"#)
+    }
+
+    @Test("a line's key is its idempotency key; a bad key, a non-string key or one key on two lines is refused")
+    func keys() {
+        let batch = try? decode(#"{"channel":"a","data":1,"key":"k-1"}"# + "\n" + #"{"channel":"a","data":2}"#).get()
+        #expect(batch?.map(\.key) == ["k-1", nil])
+        #expect(
+            decode(#"{"channel":"a","data":1,"key":"a b"}"#).failure?.description
+                == "line 1: invalid idempotency key: 1 to 255 visible ASCII characters (no spaces)")
+        #expect(
+            decode(#"{"channel":"a","data":1,"key":7}"#).failure?.description
+                == #"line 1: "key" must be a string (an idempotency key)"#)
+        #expect(
+            decode(#"{"channel":"a","data":1,"key":"k"}"# + "\n" + #"{"channel":"b","data":1,"key":"k"}"#).failure?
+                .description == #"line 2: idempotency key "k" is already on line 1"#)
     }
 }
 

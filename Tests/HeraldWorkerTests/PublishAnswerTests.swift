@@ -20,6 +20,24 @@ struct PublishAnswerTests {
         #expect(batch.body == #"{"ids":["k3j9x2mq0a-7","k3j9x2mq0a-8","k3j9x2mq0a-9"]}"# + "\n")
     }
 
+    @Test("a repeat (a known idempotency key) is 200 with the first event's id and Idempotent-Replayed; a batch names its repeated lines")
+    func repeated() {
+        let single = PublishRelay.answer(
+            .success(.accepted(sequence: 0, repeats: [PublishRepeat(index: 0, sequence: 4)])), epoch: epoch, count: 1,
+            batch: false)
+        #expect(
+            single
+                == HTTPResponse(
+                    status: 200, headers: ["Content-Type: text/plain; charset=utf-8", "Idempotent-Replayed: true"],
+                    body: "k3j9x2mq0a-4\n"))
+        let batch = PublishRelay.answer(
+            .success(.accepted(sequence: 9, repeats: [PublishRepeat(index: 1, sequence: 4)])), epoch: epoch, count: 3,
+            batch: true)
+        #expect(batch.status == 200)
+        #expect(batch.headers == ["Content-Type: application/json", "Idempotent-Replayed: true"])
+        #expect(batch.body == #"{"ids":["k3j9x2mq0a-9","k3j9x2mq0a-4","k3j9x2mq0a-10"],"repeated":[2]}"# + "\n")
+    }
+
     @Test("a refusal is the publisher's mistake: 400 with the hub's words")
     func refused() {
         let answer = PublishRelay.answer(.success(.refused("line 2: no")), epoch: epoch, count: 2, batch: true)

@@ -18,7 +18,7 @@ private func router(token: String? = nil, maxBodyBytes: Int = 65536) -> Router {
 /// A head as nginx's fastcgi_params would describe it.
 private func head(
     _ method: String, _ path: String, query: String = "", lastEventID: String? = nil, authorization: String? = nil,
-    contentLength: String? = nil, contentType: String? = nil
+    contentLength: String? = nil, contentType: String? = nil, idempotencyKey: String? = nil
 ) -> RequestHead {
     var params = ["REQUEST_METHOD": method, "DOCUMENT_URI": path, "QUERY_STRING": query]
     params["REQUEST_URI"] = query.isEmpty ? path : path + "?" + query
@@ -26,6 +26,7 @@ private func head(
     params["HTTP_AUTHORIZATION"] = authorization
     params["CONTENT_LENGTH"] = contentLength
     params["CONTENT_TYPE"] = contentType
+    params["HTTP_IDEMPOTENCY_KEY"] = idempotencyKey
     return RequestHead(params: params)
 }
 
@@ -128,31 +129,31 @@ struct RouterTests {
     static let publishes: [(RequestHead, Route)] = [
         (
             head("POST", "/publish/x", authorization: "Bearer s3cret"),
-            .publish(channel: "x", event: "delta", merge: false)
+            .publish(channel: "x", event: "delta", merge: false, key: nil)
         ),
         (
             head("POST", "/publish/x", authorization: "bearer s3cret"),
-            .publish(channel: "x", event: "delta", merge: false)
+            .publish(channel: "x", event: "delta", merge: false, key: nil)
         ),
         (
             head("POST", "/publish/x", authorization: "Bearer  s3cret  "),
-            .publish(channel: "x", event: "delta", merge: false)
+            .publish(channel: "x", event: "delta", merge: false, key: nil)
         ),
         (
             head("POST", "/publish/x", query: "event=booked&merge=1", authorization: "Bearer s3cret"),
-            .publish(channel: "x", event: "booked", merge: true)
+            .publish(channel: "x", event: "booked", merge: true, key: nil)
         ),
         (
             head("POST", "/publish/x", query: "merge=true", authorization: "Bearer s3cret"),
-            .publish(channel: "x", event: "delta", merge: true)
+            .publish(channel: "x", event: "delta", merge: true, key: nil)
         ),
         (
             head("POST", "/publish/x", query: "merge=0&event=a&event=b", authorization: "Bearer s3cret"),
-            .publish(channel: "x", event: "a", merge: false)
+            .publish(channel: "x", event: "a", merge: false, key: nil)
         ),
         (
             head("POST", "/publish/x", query: "merge=yes", authorization: "Bearer s3cret"),
-            .publish(channel: "x", event: "delta", merge: false)
+            .publish(channel: "x", event: "delta", merge: false, key: nil)
         ),
         (head("POST", "/publish/x"), unauthorized),
         (head("POST", "/publish/x", authorization: "Bearer wrong"), unauthorized),
@@ -208,7 +209,25 @@ struct RouterTests {
         ),
         (
             head("POST", "/publish/x", authorization: "Bearer s3cret", contentLength: "65536"),
-            .publish(channel: "x", event: "delta", merge: false)
+            .publish(channel: "x", event: "delta", merge: false, key: nil)
+        ),
+        (
+            head("POST", "/publish/x", authorization: "Bearer s3cret", idempotencyKey: "order-17/retry"),
+            .publish(channel: "x", event: "delta", merge: false, key: "order-17/retry")
+        ),
+        (
+            head("POST", "/publish/x", authorization: "Bearer s3cret", idempotencyKey: "two words"),
+            text(400, "invalid idempotency key: 1 to 255 visible ASCII characters (no spaces)")
+        ),
+        (
+            head("POST", "/publish/x", authorization: "Bearer s3cret", idempotencyKey: ""),
+            text(400, "invalid idempotency key: 1 to 255 visible ASCII characters (no spaces)")
+        ),
+        (
+            head(
+                "POST", "/publish", authorization: "Bearer s3cret", contentType: "application/x-ndjson",
+                idempotencyKey: "k"),
+            text(400, "a batch carries its idempotency keys in each line's \"key\", not in an Idempotency-Key header")
         ),
     ]
 

@@ -279,6 +279,41 @@ extension LiveSuites {
         }
 
         /// Publishes `count` merge patches through `stack`; returns the acknowledged ids.
+        @Test(
+            "one idempotency key through both hubs gives one event and the same id: the database remembers keys for every hub"
+        )
+        func idempotencyAcrossHubs() async throws {
+            try await Self.withTwoMachines { a, b, _, _ in
+                let client = try await RecordingClient.open(port: b.port, path: "/stream/keyed")
+                _ = try await client.waitFor("init") { !$0.isEmpty }
+                let first = try a.adminRequest(["publish", "keyed", "once", "--key", "cluster-key-1"])
+                #expect(first.error == nil && first.lines.count == 1, "\(first.lines) \(first.error ?? "")")
+                let id = try #require(first.lines.first)
+                let throughB = try b.adminRequest(["publish", "keyed", "once", "--key", "cluster-key-1"])
+                #expect(throughB.lines == [id, "repeated"], "\(throughB.lines) \(throughB.error ?? "")")
+                let http = try await HTTPExchange.send(
+                    port: b.port, method: .POST, path: "/publish/keyed",
+                    headers: [("Authorization", "Bearer \(b.publishToken ?? "")"), ("Idempotency-Key", "cluster-key-1")],
+                    body: Array("once".utf8))
+                #expect(http.status == 200)
+                #expect(http.body.trimmingCharacters(in: .whitespacesAndNewlines) == id)
+                #expect(http.headers["idempotent-replayed"] == "true")
+                // One batch through A with the known key and a new one: only the new one is stored.
+                let batch = try a.adminRequest([
+                    "publish-batch",
+                    #"{"channel":"keyed","data":"once","key":"cluster-key-1"}"# + "\n"
+                        + #"{"channel":"keyed","data":"twice","key":"cluster-key-2"}"#,
+                ])
+                #expect(batch.lines.first == id)
+                #expect(batch.lines.last == "repeated: 1")
+                let second = try #require(batch.lines.dropFirst().first)
+                let events = try await client.waitFor(id: second).filter { $0.type == "delta" }
+                #expect(events.map(\.data) == ["once", "twice"])
+                #expect(events.map(\.lastEventId) == [id, second])
+                await client.close()
+            }
+        }
+
         static func publish(_ count: Int, via stack: LiveStack, tag: String) async throws -> [String] {
             let admin = try await stack.admin()
             var ids: [String] = []

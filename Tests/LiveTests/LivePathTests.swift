@@ -115,7 +115,7 @@ extension LiveSuites {
                 #expect(response.headers["access-control-allow-methods"] == "GET, OPTIONS")
                 #expect(
                     response.headers["access-control-allow-headers"]
-                        == "Last-Event-ID, Cache-Control, X-Requested-With, Authorization"
+                        == "Last-Event-ID, Cache-Control, X-Requested-With, Authorization, Idempotency-Key"
                 )
             }
         }

@@ -82,11 +82,11 @@ enum AdminCommands {
         AdminCommand(
             spec: AdminCatalog.publish,
             run: { words, core in
-                let arguments = try AdminArguments(words, valued: ["event"], switches: ["merge"])
+                let arguments = try AdminArguments(words, valued: ["event", "key"], switches: ["merge"])
                 let positional = try arguments.expect(2)
                 let request = PublishRequest(
                     channel: positional[0], name: arguments.options["event"] ?? "delta", data: positional[1],
-                    merge: arguments.switches.contains("merge"))
+                    merge: arguments.switches.contains("merge"), key: arguments.options["key"])
                 let epoch = core.epoch
                 return core.publish(request).map { reply(for: $0, epoch: epoch) }
             }),
@@ -104,11 +104,11 @@ enum AdminCommands {
                 }
                 let epoch = core.epoch
                 return core.publish(requests).map { result in
-                    guard case .accepted(let first) = result else { return reply(for: result, epoch: epoch) }
-                    let ids = (0..<UInt64(requests.count)).map {
-                        EventID(epoch: epoch, sequence: first + $0).description
-                    }
-                    return .reply(.ok(ids))
+                    guard case .accepted(_, let repeats) = result, let sequences = result.sequences(count: requests.count)
+                    else { return reply(for: result, epoch: epoch) }
+                    var lines = sequences.map { EventID(epoch: epoch, sequence: $0).description }
+                    if !repeats.isEmpty { lines.append("repeated: " + repeats.map { "\($0.index + 1)" }.joined(separator: " ")) }
+                    return .reply(.ok(lines))
                 }
             }),
         AdminCommand(
@@ -214,10 +214,15 @@ enum AdminCommands {
     /// `help`'s text, from the catalog.
     static let helpLines: [String] = AdminCatalog.helpLines
 
-    /// The reply to a publish or state change: the event id, or the refusal.
+    /// The reply to a publish or state change: the event id (and `repeated` when its key named
+    /// an earlier event, whose id it is), or the refusal.
     static func reply(for result: PublishResult, epoch: Epoch) -> AdminOutcome {
         switch result {
-        case .accepted(let sequence): return .reply(.ok([EventID(epoch: epoch, sequence: sequence).description]))
+        case .accepted(let sequence, let repeats):
+            guard let first = repeats.first else {
+                return .reply(.ok([EventID(epoch: epoch, sequence: sequence).description]))
+            }
+            return .reply(.ok([EventID(epoch: epoch, sequence: first.sequence).description, "repeated"]))
         case .refused(let reason), .unavailable(let reason), .uncertain(let reason): return .reply(.failure(reason))
         }
     }
@@ -257,6 +262,7 @@ extension HubStats {
         var lines = [
             "epoch: \(epoch)", "sequence: \(sequence)", "channels: \(channels)", "events published: \(eventsPublished)",
             "tail followers dropped: \(tailFollowersDropped)",
+            "idempotency keys: \(idempotencyKeys), repeats answered \(idempotentRepeats), forgotten early \(idempotencyKeysEvictedEarly)",
             "uptime: \(Int(uptimeSeconds)) s", "workers: \(workers.count)", "streams: \(streams)",
         ]
         if let cluster {

@@ -99,6 +99,7 @@ final class ClusterBridge {
 extension ClusterWrite.Change {
     /// Checks what can be checked without the database (the same rules as on one machine).
     static func validating(_ requests: [PublishRequest], maxEventBytes: Int) -> Result<Self, PublishRefusal> {
+        if let refusal = PublishCheck.repeatedKeys(requests) { return .failure(refusal) }
         var events: [(request: PublishRequest, patch: JSONValue?)] = []
         events.reserveCapacity(requests.count)
         for (index, request) in requests.enumerated() {
@@ -154,16 +155,18 @@ extension HubCore {
         switch result {
         case .success(let outcomes):
             let records = outcomes.flatMap { outcome -> [JournalRecord] in
-                if case .stored(let records) = outcome { return records }
+                if case .stored(let records, _) = outcome { return records }
                 return []
             }
             eventsPublished += UInt64(records.count)
             if applyClusterRecords(records) == .gap { cluster.wakeFollower(.catchUp) }
             for (write, outcome) in zip(batch, outcomes) {
                 switch outcome {
-                case .stored(let records):
+                case .stored(let records, let repeats):
                     let first = records.first?.event.sequence ?? 0
-                    cluster.promises.removeValue(forKey: write.id)?.succeed(.accepted(sequence: first))
+                    idempotentRepeats += UInt64(repeats.count)
+                    cluster.promises.removeValue(forKey: write.id)?.succeed(
+                        .accepted(sequence: first, repeats: repeats))
                 case .refused(let message):
                     cluster.promises.removeValue(forKey: write.id)?.succeed(.refused(message))
                 }

@@ -2,6 +2,8 @@
 // rests on one row lock: a publishing transaction locks `herald_head` first and holds it until
 // COMMIT, so sequence numbers commit in the order they are assigned and a reader's
 // `WHERE seq > $last ORDER BY seq` never sees a gap that a slower transaction fills later.
+// Idempotency keys live in `herald_keys`, read and written under the same lock, so every hub
+// of the cluster answers a repeated key with the event first published with it.
 import HeraldProtocol
 import Logging
 import NIOCore
@@ -59,8 +61,9 @@ struct ClusterWrite: Sendable {
 
 /// What became of one write of a committed batch.
 enum ClusterWriteOutcome: Sendable {
-    /// Its records, consecutive (several for a publish batch).
-    case stored([JournalRecord])
+    /// Its new records, consecutive (several for a publish batch), and the events not stored
+    /// again because their idempotency keys were known.
+    case stored([JournalRecord], repeats: [PublishRepeat])
     case refused(String)
 }
 
@@ -81,6 +84,10 @@ struct ClusterLog: Sendable {
     let logger: Logger
     /// The largest state document accepted (`--max-event-bytes`).
     let maxEventBytes: Int
+    /// `--idempotency-window` in seconds (0: keys are not remembered).
+    var idempotencySeconds: Double = 600
+    /// `--max-idempotency-keys`: rows kept in `herald_keys`; the oldest beyond it are pruned.
+    var maxIdempotencyKeys: Int = 200_000
     /// The NOTIFY channel that wakes every hub after a commit.
     static let notifyChannel = "herald_events"
     /// Serialises schema creation and pruning between hubs (an arbitrary constant).
@@ -139,6 +146,13 @@ struct ClusterLog: Sendable {
             seq bigint NOT NULL,
             pruned_seq bigint NOT NULL DEFAULT 0)
         """,
+        """
+        CREATE TABLE IF NOT EXISTS herald_keys (
+            key text PRIMARY KEY,
+            seq bigint NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now())
+        """,
+        "CREATE INDEX IF NOT EXISTS herald_keys_created ON herald_keys (created_at)",
     ]
 
     // MARK: Reading
@@ -245,16 +259,36 @@ struct ClusterLog: Sendable {
             for try await (name, state) in stateRows.decode((String, ByteBuffer).self) {
                 states[name] = (try? JSONValue(parsing: String(buffer: state))) ?? .object(JSONObject())
             }
+            // Keys committed within the window (by any hub), and those of this transaction.
+            var known: [String: UInt64] = [:]
+            let keys = writes.flatMap { write -> [String] in
+                guard case .publish(let events) = write.change else { return [] }
+                return events.compactMap(\.request.key)
+            }
+            if !keys.isEmpty, idempotencySeconds > 0 {
+                let keyRows = try await connection.query(
+                    """
+                    SELECT key, seq FROM herald_keys WHERE key = ANY(\(keys))
+                    AND created_at > now() - make_interval(secs => \(idempotencySeconds))
+                    """, logger: logger)
+                for try await (key, sequence) in keyRows.decode((String, Int64).self) { known[key] = UInt64(sequence) }
+            }
+            var newKeys: [(key: String, sequence: UInt64)] = []
             var outcomes: [ClusterWriteOutcome] = []
             var records: [JournalRecord] = []
             var sequence = head
             for write in writes {
                 var written: [JournalRecord] = []
+                var repeats: [PublishRepeat] = []
                 var changed: [String: JSONValue] = [:]
                 var refusal: String?
                 switch write.change {
                 case .publish(let events):
                     for (index, (request, patch)) in events.enumerated() {
+                        if let key = request.key, let first = known[key] {
+                            repeats.append(PublishRepeat(index: index, sequence: first))
+                            continue
+                        }
                         var kind = RecordKind.message
                         if let patch {
                             let current = changed[request.channel] ?? states[request.channel] ?? .object(JSONObject())
@@ -269,7 +303,7 @@ struct ClusterLog: Sendable {
                         let event = HubEvent(
                             sequence: sequence + UInt64(written.count) + 1, channel: request.channel,
                             name: request.name, data: request.data)
-                        written.append(JournalRecord(kind: kind, event: event))
+                        written.append(JournalRecord(kind: kind, event: event, key: request.key))
                     }
                 case .setState(let channel, let value):
                     if let sizeRefusal = sizeRefusal(value) {
@@ -287,7 +321,12 @@ struct ClusterLog: Sendable {
                 states.merge(changed) { _, new in new }
                 sequence += UInt64(written.count)
                 records.append(contentsOf: written)
-                outcomes.append(.stored(written))
+                for record in written {
+                    guard let key = record.key, idempotencySeconds > 0 else { continue }
+                    known[key] = record.event.sequence
+                    newKeys.append((key, record.event.sequence))
+                }
+                outcomes.append(.stored(written, repeats: repeats))
             }
             guard !records.isEmpty else {
                 try await connection.query("ROLLBACK", logger: logger)
@@ -312,6 +351,10 @@ struct ClusterLog: Sendable {
                     INSERT INTO herald_channels (name, state, seq)
                     SELECT * FROM unnest(\(channelNames)::text[], \(channelStates)::bytea[], \(channelSequences)::int8[])
                     ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, seq = EXCLUDED.seq),
+                keys AS (
+                    INSERT INTO herald_keys (key, seq)
+                    SELECT * FROM unnest(\(newKeys.map(\.key))::text[], \(newKeys.map { Int64($0.sequence) })::int8[])
+                    ON CONFLICT (key) DO UPDATE SET seq = EXCLUDED.seq, created_at = now()),
                 head AS (UPDATE herald_head SET seq = \(last) WHERE id = 1)
                 SELECT pg_notify(\(Self.notifyChannel), \(String(last)))
                 """, logger: logger)
@@ -352,6 +395,9 @@ struct ClusterLog: Sendable {
                     """, logger: logger)
                 for try await sequence in rows.decode(Int64.self) { cut = max(cut, UInt64(sequence)) }
             }
+            if locked {
+                try await pruneKeys(on: connection)
+            }
             guard locked, cut > head.prunedThrough else {
                 try await connection.query("COMMIT", logger: logger)
                 return nil
@@ -372,6 +418,18 @@ struct ClusterLog: Sendable {
             _ = try? await connection.query("ROLLBACK", logger: logger)
             throw error
         }
+    }
+
+    /// Deletes the idempotency keys whose window ended, and the oldest beyond `maxIdempotencyKeys`.
+    private func pruneKeys(on connection: PostgresConnection) async throws {
+        try await connection.query(
+            "DELETE FROM herald_keys WHERE created_at <= now() - make_interval(secs => \(idempotencySeconds))",
+            logger: logger)
+        try await connection.query(
+            """
+            DELETE FROM herald_keys WHERE key IN (
+                SELECT key FROM herald_keys ORDER BY created_at DESC, seq DESC OFFSET \(Int64(maxIdempotencyKeys)))
+            """, logger: logger)
     }
 
     /// A database error in one line (PSQLError's own description hides the server's message).

@@ -66,7 +66,7 @@ struct ClusterPublisher: Service {
     private func readEventsBefore(_ outcomes: [ClusterWriteOutcome], on connection: PostgresConnection) async throws {
         guard
             let first = outcomes.lazy.compactMap({ outcome -> UInt64? in
-                if case .stored(let records) = outcome { return records.first?.event.sequence }
+                if case .stored(let records, _) = outcome { return records.first?.event.sequence }
                 return nil
             }).first
         else { return }

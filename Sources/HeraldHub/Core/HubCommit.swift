@@ -29,28 +29,30 @@ struct WrittenEvent {
 
 /// A publisher waiting for its last event to be visible and durable.
 struct WaitingAcknowledgement {
-    /// The publish's last sequence.
+    /// The publish's last sequence (a repeat's first event included).
     let through: UInt64
-    /// The publish's first sequence, which the publisher is told.
-    let first: UInt64
+    /// What the publisher is told then.
+    let result: PublishResult
     let promise: EventLoopPromise<PublishResult>
 }
 
 extension HubCore {
     /// Writes prepared records, makes them visible and answers when durable per `--fsync`.
-    func commit(_ prepared: Result<[(JournalRecord, JSONValue?)], PublishRefusal>) -> EventLoopFuture<
-        PublishResult
-    > {
-        let records: [(JournalRecord, JSONValue?)]
+    /// Repeats (known idempotency keys) are answered with their first events' ids once those
+    /// are visible and durable too, so a repeat never confirms more than the first attempt would.
+    func commit(_ prepared: Result<PreparedPublish, PublishRefusal>) -> EventLoopFuture<PublishResult> {
+        let publish: PreparedPublish
         switch prepared {
         case .failure(let refusal): return loop.makeSucceededFuture(.refused(refusal.message))
-        case .success(let value): records = value
+        case .success(let value): publish = value
         }
-        guard let first = records.first?.0.event.sequence, let last = records.last?.0.event.sequence else {
-            return loop.makeSucceededFuture(.refused("nothing to publish"))
+        let records = publish.records
+        let through = max(records.last?.0.event.sequence ?? 0, publish.repeats.map(\.sequence).max() ?? 0)
+        guard through > 0 else { return loop.makeSucceededFuture(.refused("nothing to publish")) }
+        if let fatal = progress.fatal {
+            return loop.makeSucceededFuture(records.isEmpty ? .uncertain(fatal) : .unavailable(fatal))
         }
-        if let fatal = progress.fatal { return loop.makeSucceededFuture(.unavailable(fatal)) }
-        if let journal {
+        if let journal, !records.isEmpty {
             do {
                 try journal.append(records.map(\.0))
             } catch {
@@ -70,7 +72,11 @@ extension HubCore {
             written.append(WrittenEvent(record: record, stateText: newState?.serialized))
         }
         let promise = loop.makePromise(of: PublishResult.self)
-        acknowledgements.append(WaitingAcknowledgement(through: last, first: first, promise: promise))
+        acknowledgements.append(
+            WaitingAcknowledgement(
+                through: through,
+                result: .accepted(sequence: records.first?.0.event.sequence ?? 0, repeats: publish.repeats),
+                promise: promise))
         reserveAheadIfNeeded()
         requestSyncForAcknowledgements()
         release()
@@ -95,7 +101,7 @@ extension HubCore {
         let acknowledgeLimit = min(visibleSequence, durableLimit)
         while let next = acknowledgements.first, next.through <= acknowledgeLimit {
             acknowledgements.removeFirst()
-            next.promise.succeed(.accepted(sequence: next.first))
+            next.promise.succeed(next.result)
         }
         maybeSnapshot()
     }

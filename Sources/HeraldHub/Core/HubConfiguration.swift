@@ -49,6 +49,16 @@ public struct HubConfiguration: Sendable {
     /// `--snapshot-bytes`: a snapshot is written (and older segments deleted) once the current
     /// journal segment reaches this size, which bounds restart time.
     public var snapshotBytes: Int = 16 << 20
+    /// `--idempotency-window`: how long the hub remembers a publish's idempotency key, so that
+    /// a retry with the same key is answered with the first event's id instead of publishing
+    /// again; `.zero` forgets keys at once (every publish is new).
+    public var idempotencyWindow: TimeAmount = .seconds(600)
+    /// `--max-idempotency-keys`: most keys remembered on one machine; beyond it the oldest are
+    /// forgotten before their window ends (counted in `stats`).
+    public var maxIdempotencyKeys: Int = 200_000
+    /// `--max-idempotency-bytes`: most bytes of keys remembered (each key's bytes plus 64), the
+    /// same way.
+    public var maxIdempotencyBytes: Int = 32 << 20
     /// `--cluster`: share one ordered event log with hubs on other machines through PostgreSQL;
     /// nil (the default) keeps this hub on its own, with its journal.
     public var cluster: ClusterSettings?
@@ -57,4 +67,11 @@ public struct HubConfiguration: Sendable {
     public var liveness = LivenessSettings()
 
     public init() {}
+
+    /// An empty key window with these bounds.
+    var emptyIdempotencyWindow: IdempotencyWindow {
+        IdempotencyWindow(
+            windowMilliseconds: UInt64(max(0, idempotencyWindow.nanoseconds / 1_000_000)),
+            maximumKeys: maxIdempotencyKeys, maximumBytes: maxIdempotencyBytes)
+    }
 }

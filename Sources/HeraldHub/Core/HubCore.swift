@@ -41,6 +41,8 @@ final class HubCore {
     var eventsPublished: UInt64 = 0
     /// Tail followers closed because they stopped reading.
     var tailFollowersDropped: UInt64 = 0
+    /// Events answered as repeats of earlier ones (their idempotency keys were known).
+    var idempotentRepeats: UInt64 = 0
     /// Worker links and tail followers written in this loop pass, flushed once at its end:
     /// every event is visible as soon as it is written, and those of one pass (one read burst
     /// of publish frames) reach each worker as one write. The acknowledgements too.
@@ -89,14 +91,19 @@ final class HubCore {
         self.onFatal = onFatal
         let history = HistoryRing(maximumEvents: configuration.historyEvents, maximumBytes: configuration.historyBytes)
         guard let directory = configuration.dataDirectory else {
-            state = HubState(epoch: .random(), history: history, maxEventBytes: configuration.maxEventBytes)
+            state = HubState(
+                epoch: .random(), history: history, maxEventBytes: configuration.maxEventBytes,
+                keys: configuration.emptyIdempotencyWindow)
             logger.warning("no --data-dir: events and state live in memory only and are lost when the hub stops")
             return
         }
         let (journal, recovered) = try Journal.open(directory: directory, files: files, logger: logger)
         self.journal = journal
-        state = HubState(epoch: recovered.epoch, history: history, maxEventBytes: configuration.maxEventBytes)
+        state = HubState(
+            epoch: recovered.epoch, history: history, maxEventBytes: configuration.maxEventBytes,
+            keys: configuration.emptyIdempotencyWindow)
         if let snapshot = recovered.snapshot {
+            for entry in snapshot.keys { state.keys.insert(entry) }
             state.sequence = snapshot.sequence
             var droppedByChannel: [String: UInt64] = [:]
             for channel in snapshot.channels {
@@ -120,6 +127,7 @@ final class HubCore {
         // ids among them are unknown.
         if recovered.lostThrough > state.history.lostThrough { state.history.markLost(through: recovered.lostThrough) }
         state.sequence = max(state.sequence, recovered.lastSequence)
+        state.keys.expire(now: IdempotencyWindow.now())
         visibleSequence = state.sequence
         let reservation = state.sequence + UInt64(max(2, configuration.reservationSize))
         try journal.reserve(through: reservation)
@@ -177,14 +185,18 @@ final class HubCore {
         if cluster != nil {
             return clusterWrite(ClusterWrite.Change.validating(requests, maxEventBytes: configuration.maxEventBytes))
         }
-        return commit(state.prepare(requests))
+        let now = IdempotencyWindow.now()
+        state.keys.expire(now: now)
+        let prepared = state.prepare(requests, now: now)
+        if case .success(let publish) = prepared { idempotentRepeats += UInt64(publish.repeats.count) }
+        return commit(prepared)
     }
 
     /// Replaces a channel's state; connected clients get it as a fresh `init`.
     func setState(channel: String, json: String) -> EventLoopFuture<PublishResult> {
         loop.preconditionInEventLoop()
         if cluster != nil { return clusterWrite(ClusterWrite.Change.validatingState(channel: channel, json: json)) }
-        return commit(state.prepareSet(channel: channel, json: json).map { [$0] })
+        return commit(state.prepareSet(channel: channel, json: json))
     }
 
     /// Writes `events` (in order, just made visible) to every worker and to the tail followers
@@ -254,13 +266,16 @@ final class HubCore {
         // Written but not yet visible events are in the closed segment: keep them in the snapshot's history.
         var history = Array(state.history.events)
         history.append(contentsOf: written.map(\.record.event))
-        let snapshot = JournalSnapshot(
+        var taken = JournalSnapshot(
             epoch: state.epoch.rawValue, sequence: state.sequence, lastDropped: state.history.lastDropped,
             channels: state.channels.map { name, channel in
                 .init(
                     name: name, state: channel.state.serialized, visibleSequence: channel.visibleSequence,
                     lastDropped: state.history.lastDroppedByChannel[name] ?? 0)
             }, history: history, lostThrough: state.history.lostThrough)
+        state.keys.expire(now: IdempotencyWindow.now())
+        taken.keys = Array(state.keys.entries)
+        let snapshot = taken
         snapshotInFlight = true
         let directory = journal.directory
         let files = journal.files
@@ -451,6 +466,9 @@ final class HubCore {
             uptimeSeconds: Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9,
             streams: workers.reduce(0) { $0 + $1.streams }, workers: workers)
         stats.cluster = cluster?.stats(visibleSequence: visibleSequence)
+        stats.idempotencyKeys = state.keys.count
+        stats.idempotentRepeats = idempotentRepeats
+        stats.idempotencyKeysEvictedEarly = state.keys.evictedEarly
         gathering.promise.succeed(stats)
     }
 }

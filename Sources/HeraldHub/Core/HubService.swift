@@ -140,7 +140,10 @@ public struct HubService: Service {
         settings: ClusterSettings, configuration: HubConfiguration, loop: EventLoop, threadPool: NIOThreadPool,
         logger: Logger
     ) async throws -> (core: NIOLoopBound<HubCore>, services: [any Service]) {
-        let log = ClusterLog(logger: logger, maxEventBytes: configuration.maxEventBytes)
+        let log = ClusterLog(
+            logger: logger, maxEventBytes: configuration.maxEventBytes,
+            idempotencySeconds: Double(configuration.idempotencyWindow.nanoseconds) / 1e9,
+            maxIdempotencyKeys: configuration.maxIdempotencyKeys)
         // SIGTERM while the database is still away stops the wait.
         let snapshot = try await cancelWhenGracefulShutdown {
             try await ClusterFollower.initialSnapshot(

@@ -17,6 +17,18 @@ enum RecordKind: UInt8, Sendable {
 struct JournalRecord: Sendable, Equatable {
     var kind: RecordKind
     var event: HubEvent
+    /// The publisher's idempotency key (kept for `--idempotency-window`), if it sent one.
+    var key: String? = nil
+    /// When the hub accepted a keyed event, in milliseconds since 1970 (0 without a key).
+    var acceptedAt: UInt64 = 0
+}
+
+/// A publish checked and turned into records, not applied yet.
+struct PreparedPublish {
+    /// The new records in order, each with the channel state it leads to.
+    var records: [(JournalRecord, JSONValue?)]
+    /// The events not published again because their keys name earlier events.
+    var repeats: [PublishRepeat] = []
 }
 
 /// One channel's state.
@@ -36,19 +48,24 @@ struct HubState {
     var sequence: UInt64 = 0
     var channels: [String: ChannelState] = [:]
     var history: HistoryRing
+    /// The idempotency keys of the last `--idempotency-window` (on one machine; in cluster
+    /// mode the database keeps them).
+    var keys: IdempotencyWindow
     let maxEventBytes: Int
 
-    init(epoch: Epoch, history: HistoryRing, maxEventBytes: Int) {
+    init(epoch: Epoch, history: HistoryRing, maxEventBytes: Int, keys: IdempotencyWindow) {
         self.epoch = epoch
         self.history = history
         self.maxEventBytes = maxEventBytes
+        self.keys = keys
     }
 
     /// The data of a cluster's log as one snapshot read it: the states as of its head, the
     /// recent events in history.
     init(cluster snapshot: ClusterSnapshot, history: HistoryRing, maxEventBytes: Int) {
         self.init(
-            epoch: Epoch(snapshot.head.epoch) ?? .random(), history: history, maxEventBytes: maxEventBytes)
+            epoch: Epoch(snapshot.head.epoch) ?? .random(), history: history, maxEventBytes: maxEventBytes,
+            keys: IdempotencyWindow(windowMilliseconds: 0, maximumKeys: 1, maximumBytes: 1))
         sequence = snapshot.head.sequence
         for channel in snapshot.channels {
             let value = (try? JSONValue(parsing: channel.state)) ?? .object(JSONObject())
@@ -61,23 +78,31 @@ struct HubState {
 
     /// Checks a publish and turns it into the next record, with the channel state it leads to.
     /// Nothing changes until `apply` is called with the record.
-    func prepare(_ request: PublishRequest) -> Result<(JournalRecord, JSONValue?), PublishRefusal> {
-        prepare([request]).map { $0[0] }
+    func prepare(_ request: PublishRequest, now: UInt64 = 0) -> Result<PreparedPublish, PublishRefusal> {
+        prepare([request], now: now)
     }
 
     /// Checks a batch and turns it into consecutive records, each with the channel state it
     /// leads to (a merge sees the merges before it in the batch). All or nothing: one refused
     /// event refuses the batch, its message naming the line (1-based) when there are several.
-    /// Nothing changes until `apply` is called with each record, in order.
-    func prepare(_ requests: [PublishRequest]) -> Result<[(JournalRecord, JSONValue?)], PublishRefusal> {
+    /// An event whose idempotency key names an event accepted within the window before `now`
+    /// (wall-clock milliseconds) becomes a repeat, not a record. Nothing changes until `apply`
+    /// is called with each record, in order.
+    func prepare(_ requests: [PublishRequest], now: UInt64 = 0) -> Result<PreparedPublish, PublishRefusal> {
         var prepared: [(JournalRecord, JSONValue?)] = []
         prepared.reserveCapacity(requests.count)
+        var repeats: [PublishRepeat] = []
         var merged: [String: JSONValue] = [:]
+        if let refusal = PublishCheck.repeatedKeys(requests) { return .failure(refusal) }
         for (index, request) in requests.enumerated() {
             let patch: JSONValue?
             switch PublishCheck.publish(request, maxEventBytes: maxEventBytes) {
             case .failure(let refusal): return .failure(refusal.onLine(index + 1, of: requests.count))
             case .success(let checked): patch = checked
+            }
+            if let key = request.key, let first = keys.sequence(for: key, now: now) {
+                repeats.append(PublishRepeat(index: index, sequence: first))
+                continue
             }
             var kind = RecordKind.message
             var newState: JSONValue?
@@ -90,15 +115,16 @@ struct HubState {
                 newState = state
             }
             let event = HubEvent(
-                sequence: sequence + UInt64(index) + 1, channel: request.channel, name: request.name,
+                sequence: sequence + UInt64(prepared.count) + 1, channel: request.channel, name: request.name,
                 data: request.data)
-            prepared.append((JournalRecord(kind: kind, event: event), newState))
+            prepared.append(
+                (JournalRecord(kind: kind, event: event, key: request.key, acceptedAt: request.key == nil ? 0 : now), newState))
         }
-        return .success(prepared)
+        return .success(PreparedPublish(records: prepared, repeats: repeats))
     }
 
     /// Checks a state replacement and turns it into the next record (event name `init`).
-    func prepareSet(channel: String, json: String) -> Result<(JournalRecord, JSONValue?), PublishRefusal> {
+    func prepareSet(channel: String, json: String) -> Result<PreparedPublish, PublishRefusal> {
         let value: JSONValue
         switch PublishCheck.stateReplacement(channel: channel, json: json) {
         case .failure(let refusal): return .failure(refusal)
@@ -106,7 +132,7 @@ struct HubState {
         }
         if let refusal = sizeRefusal(value) { return .failure(refusal) }
         let event = HubEvent(sequence: sequence + 1, channel: channel, name: "init", data: value.serialized)
-        return .success((JournalRecord(kind: .set, event: event), value))
+        return .success(PreparedPublish(records: [(JournalRecord(kind: .set, event: event), value)]))
     }
 
     private func sizeRefusal(_ state: JSONValue) -> PublishRefusal? {
@@ -129,6 +155,9 @@ struct HubState {
             channel.state = newState ?? (try? JSONValue(parsing: record.event.data)) ?? channel.state
         }
         channels[record.event.channel] = channel
+        if let key = record.key {
+            keys.insert(IdempotencyEntry(key: key, sequence: record.event.sequence, acceptedAt: record.acceptedAt))
+        }
     }
 
     /// Marks a record visible: subscribers from now on start after it.
@@ -171,6 +200,11 @@ enum PublishCheck {
             return .failure(PublishRefusal("merge data must be a JSON object (RFC 7386 merge patch)"))
         }
         return .success(patch)
+    }
+
+    /// Refuses a batch in which two events carry the same idempotency key.
+    static func repeatedKeys(_ requests: [PublishRequest]) -> PublishRefusal? {
+        PublishBatch.repeatedKey(in: requests).map { PublishRefusal($0.description) }
     }
 
     /// Refuses a channel state whose JSON text would exceed `maxEventBytes` (after a merge, or

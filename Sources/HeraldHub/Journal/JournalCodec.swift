@@ -1,4 +1,5 @@
-// The byte layout of the journal: records (`length | crc32 | kind | event`), reservations
+// The byte layout of the journal: records (`length | crc32 | kind | event`, and for an event
+// with an idempotency key `kind | 0x10 | event | key | accepted-at ms`), reservations
 // (`length | crc32 | 4 | through | boot id`) and the snapshot (`HERALDS1 | length | crc32 |
 // body`). Event fields use the hub link's layout.
 import HeraldProtocol
@@ -26,6 +27,8 @@ struct JournalSnapshot: Sendable {
     var history: [HubEvent]
     /// Resume ids up to this sequence are unknown (numbers lost to a power loss); 0 if none.
     var lostThrough: UInt64 = 0
+    /// The idempotency keys remembered at the snapshot, oldest first.
+    var keys: [IdempotencyEntry] = []
 }
 
 /// A durable promise that no sequence up to `through` is ever given out again: written and
@@ -49,12 +52,18 @@ enum JournalCodec {
 
     /// The kind byte of a reservation record (event records use `RecordKind`).
     static let reservationKind: UInt8 = 4
+    /// Set in an event record's kind byte when its idempotency key and acceptance time follow the event.
+    static let keyedFlag: UInt8 = 0x10
 
     /// Appends one record.
     static func encode(_ record: JournalRecord, into buffer: inout ByteBuffer) {
         var body = ByteBufferAllocator().buffer(capacity: record.event.data.utf8.count + 64)
-        body.writeInteger(record.kind.rawValue)
+        body.writeInteger(record.kind.rawValue | (record.key == nil ? 0 : keyedFlag))
         body.writeHubEvent(record.event)
+        if let key = record.key {
+            body.writeLengthPrefixedString(key)
+            body.writeInteger(record.acceptedAt)
+        }
         appendFramed(&body, into: &buffer)
     }
 
@@ -102,8 +111,18 @@ enum JournalCodec {
             }
             entry = .reservation(JournalReservation(through: through, bootID: bootID))
         } else {
-            guard let kind = RecordKind(rawValue: rawKind), let event = try? reader.event() else { return (nil, true) }
-            entry = .event(JournalRecord(kind: kind, event: event))
+            guard let kind = RecordKind(rawValue: rawKind & ~keyedFlag), let event = try? reader.event() else {
+                return (nil, true)
+            }
+            var record = JournalRecord(kind: kind, event: event)
+            if rawKind & keyedFlag != 0 {
+                guard let key = try? reader.string(), let acceptedAt: UInt64 = try? reader.integer() else {
+                    return (nil, true)
+                }
+                record.key = key
+                record.acceptedAt = acceptedAt
+            }
+            entry = .event(record)
         }
         guard reader.buffer.readableBytes == 0 else { return (nil, true) }
         buffer.moveReaderIndex(forwardBy: 8 + Int(length))
@@ -125,6 +144,12 @@ enum JournalCodec {
         body.writeInteger(UInt32(snapshot.history.count))
         for event in snapshot.history { body.writeHubEvent(event) }
         body.writeInteger(snapshot.lostThrough)
+        body.writeInteger(UInt32(snapshot.keys.count))
+        for entry in snapshot.keys {
+            body.writeLengthPrefixedString(entry.key)
+            body.writeInteger(entry.sequence)
+            body.writeInteger(entry.acceptedAt)
+        }
         var out = ByteBufferAllocator().buffer(capacity: body.readableBytes + 24)
         out.writeBytes(snapshotMagic)
         out.writeInteger(UInt64(body.readableBytes))
@@ -156,6 +181,14 @@ enum JournalCodec {
             for _ in 0..<historyCount { snapshot.history.append(try reader.event()) }
             // Written since reservations exist; older snapshots end before it.
             if reader.buffer.readableBytes >= 8 { snapshot.lostThrough = try reader.integer() }
+            // Written since idempotency keys exist; older snapshots end before it.
+            if reader.buffer.readableBytes >= 4 {
+                let keyCount = try reader.count()
+                for _ in 0..<keyCount {
+                    snapshot.keys.append(
+                        IdempotencyEntry(key: try reader.string(), sequence: try reader.integer(), acceptedAt: try reader.integer()))
+                }
+            }
             return snapshot
         } catch {
             throw JournalError("the snapshot is damaged: \(error)")
