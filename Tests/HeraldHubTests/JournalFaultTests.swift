@@ -79,7 +79,7 @@ struct JournalFaultTests {
     func cleanStopTrims(_ policy: FsyncPolicy) throws {
         let hub = try CoreHarness(policy: policy, reservationSize: 10)
         for index in 1...3 { _ = hub.publish("e\(index)") }
-        hub.core.flushJournal()
+        hub.core.close()
         hub.disk.powerLoss()
         let restarted = try CoreHarness(disk: hub.disk, policy: policy, reservationSize: 10)
         #expect(restarted.core.state.sequence == 3)

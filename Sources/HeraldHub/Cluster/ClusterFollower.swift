@@ -11,7 +11,7 @@ import ServiceLifecycle
 
 /// Follows the cluster's log for one hub.
 struct ClusterFollower: Service {
-    let core: NIOLoopBound<HubCore>
+    let clusterLog: NIOLoopBound<ClusterEventLog>
     let loop: EventLoop
     let log: ClusterLog
     let settings: ClusterSettings
@@ -56,7 +56,7 @@ struct ClusterFollower: Service {
                         defer { group.cancelAll() }
                         // Listening first, then reading: nothing committed in between is missed.
                         try await synchronize(open)
-                        try await loop.submit { core.value.cluster?.linkChanged(connected: true, error: nil) }.get()
+                        try await loop.submit { clusterLog.value.linkChanged(connected: true, error: nil) }.get()
                         logger.info(
                             "cluster database connected", metadata: ["cluster.database": "\(settings.database)"])
                         backoff = .milliseconds(50)
@@ -65,7 +65,7 @@ struct ClusterFollower: Service {
                             case .lost:
                                 throw ConnectionLost()
                             case .notified(let sequence):
-                                let visible = try await loop.submit { core.value.visibleSequence }.get()
+                                let visible = try await loop.submit { clusterLog.value.readThrough }.get()
                                 if sequence > visible { try await catchUp(open) }
                             case .catchUp:
                                 try await catchUp(open)
@@ -88,7 +88,7 @@ struct ClusterFollower: Service {
                         "cluster.database": "\(settings.database)", "error": "\(message)",
                         "cluster.retryMilliseconds": "\(backoff.nanoseconds / 1_000_000)",
                     ])
-                _ = try? await loop.submit { core.value.cluster?.linkChanged(connected: false, error: message) }.get()
+                _ = try? await loop.submit { clusterLog.value.linkChanged(connected: false, error: message) }.get()
             }
             if let connection { _ = try? await connection.close() }
             if Task.isCancelled { break }
@@ -101,7 +101,7 @@ struct ClusterFollower: Service {
     /// Reads the head: catches up when behind, reloads when needed.
     private func synchronize(_ connection: PostgresConnection) async throws {
         let head = try await connection.within(settings.timeout) { try await log.head(on: $0) }
-        switch try await loop.submit({ core.value.clusterHeadSeen(head) }).get() {
+        switch try await loop.submit({ clusterLog.value.headSeen(head) }).get() {
         case .current: break
         case .behind: try await catchUp(connection)
         case .reload: try await reload(connection)
@@ -111,20 +111,20 @@ struct ClusterFollower: Service {
     /// Reads and delivers every event after the last one this hub has read.
     private func catchUp(_ connection: PostgresConnection) async throws {
         while true {
-            let visible = try await loop.submit { core.value.visibleSequence }.get()
+            let visible = try await loop.submit { clusterLog.value.readThrough }.get()
             let records = try await connection.within(settings.timeout) {
                 try await log.records(after: visible, limit: Self.pageSize, on: $0)
             }
             if records.isEmpty {
                 // Nothing after `visible`: current, unless what follows it was pruned.
                 let head = try await connection.within(settings.timeout) { try await log.head(on: $0) }
-                if try await loop.submit({ core.value.clusterHeadSeen(head) }).get() == .reload {
+                if try await loop.submit({ clusterLog.value.headSeen(head) }).get() == .reload {
                     try await reload(connection)
                 }
                 return
             }
-            let outcome = try await loop.submit { core.value.applyClusterRecords(records) }.get()
-            if outcome == .gap {
+            let followsOn = try await loop.submit { clusterLog.value.committed(records) }.get()
+            if !followsOn {
                 try await reload(connection)
                 return
             }
@@ -136,7 +136,7 @@ struct ClusterFollower: Service {
         let snapshot = try await connection.within(settings.timeout * 10) {
             try await log.snapshot(historyEvents: historyEvents, on: $0)
         }
-        try await loop.submit { core.value.clusterReload(snapshot) }.get()
+        try await loop.submit { clusterLog.value.reload(snapshot) }.get()
     }
 
     private func prune(_ connection: PostgresConnection) async throws {
@@ -145,7 +145,7 @@ struct ClusterFollower: Service {
                 retainEvents: settings.retainEvents, retainSeconds: settings.retainSeconds, on: $0)
         }
         guard let cut else { return }
-        try await loop.submit { core.value.clusterPruned(through: cut) }.get()
+        try await loop.submit { clusterLog.value.pruned(through: cut) }.get()
         logger.info("pruned the cluster log", metadata: ["cluster.prunedThrough": "\(cut)"])
     }
 

@@ -39,24 +39,9 @@ struct ClusterSnapshot: Sendable {
 
 /// One publish or state replacement on its way into the log.
 struct ClusterWrite: Sendable {
-    enum Change: Sendable {
-        /// One event or a batch (stored whole or refused whole); `patch` is an event's data
-        /// parsed, for a merge.
-        case publish([(request: PublishRequest, patch: JSONValue?)])
-        /// A state replacement, its document parsed.
-        case setState(channel: String, value: JSONValue)
-    }
     /// The hub's own number for the write (to find its publisher again).
     let id: UInt64
-    let change: Change
-
-    /// Every channel the write touches.
-    var channels: [String] {
-        switch change {
-        case .publish(let events): events.map(\.request.channel)
-        case .setState(let channel, _): [channel]
-        }
-    }
+    let change: LogChange
 }
 
 /// What became of one write of a committed batch.
@@ -88,6 +73,8 @@ struct ClusterLog: Sendable {
     var idempotencySeconds: Double = 600
     /// `--max-idempotency-keys`: rows kept in `herald_keys`; the oldest beyond it are pruned.
     var maxIdempotencyKeys: Int = 200_000
+    /// The epoch of the state a transaction orders on (records carry none).
+    private static let scratchEpoch = Epoch.random()
     /// The NOTIFY channel that wakes every hub after a commit.
     static let notifyChannel = "herald_events"
     /// Serialises schema creation and pruning between hubs (an arbitrary constant).
@@ -252,18 +239,26 @@ struct ClusterLog: Sendable {
             let headRows = try await connection.query(
                 "SELECT seq FROM herald_head WHERE id = 1 FOR UPDATE", logger: logger)
             for try await sequence in headRows.decode(Int64.self) { head = UInt64(sequence) }
-            let names = Array(Set(writes.flatMap(\.channels)))
-            var states: [String: JSONValue] = [:]
+            let names = Array(Set(writes.flatMap(\.change.channels)))
+            // The changes are ordered by the same pure step as on one machine, after a state
+            // made of what the database holds: the channels they touch, the keys they carry.
+            let now = IdempotencyWindow.now()
+            var state = HubState(
+                epoch: Self.scratchEpoch, history: HistoryRing(maximumEvents: 0, maximumBytes: 0),
+                maxEventBytes: maxEventBytes,
+                keys: IdempotencyWindow(
+                    windowMilliseconds: UInt64(max(0, idempotencySeconds * 1000)), maximumKeys: .max, maximumBytes: .max))
+            state.sequence = head
             let stateRows = try await connection.query(
                 "SELECT name, state FROM herald_channels WHERE name = ANY(\(names))", logger: logger)
-            for try await (name, state) in stateRows.decode((String, ByteBuffer).self) {
-                states[name] = (try? JSONValue(parsing: String(buffer: state))) ?? .object(JSONObject())
+            for try await (name, text) in stateRows.decode((String, ByteBuffer).self) {
+                state.channels[name] = ChannelState(
+                    state: (try? JSONValue(parsing: String(buffer: text))) ?? .object(JSONObject()))
             }
-            // Keys committed within the window (by any hub), and those of this transaction.
-            var known: [String: UInt64] = [:]
+            // Keys committed within the window (by any hub).
             let keys = writes.flatMap { write -> [String] in
-                guard case .publish(let events) = write.change else { return [] }
-                return events.compactMap(\.request.key)
+                guard case .publish(let requests) = write.change else { return [] }
+                return requests.compactMap(\.key)
             }
             if !keys.isEmpty, idempotencySeconds > 0 {
                 let keyRows = try await connection.query(
@@ -271,63 +266,23 @@ struct ClusterLog: Sendable {
                     SELECT key, seq FROM herald_keys WHERE key = ANY(\(keys))
                     AND created_at > now() - make_interval(secs => \(idempotencySeconds))
                     """, logger: logger)
-                for try await (key, sequence) in keyRows.decode((String, Int64).self) { known[key] = UInt64(sequence) }
+                for try await (key, sequence) in keyRows.decode((String, Int64).self) {
+                    state.keys.insert(IdempotencyEntry(key: key, sequence: UInt64(sequence), acceptedAt: now))
+                }
             }
-            var newKeys: [(key: String, sequence: UInt64)] = []
             var outcomes: [ClusterWriteOutcome] = []
             var records: [JournalRecord] = []
-            var sequence = head
             for write in writes {
-                var written: [JournalRecord] = []
-                var repeats: [PublishRepeat] = []
-                var changed: [String: JSONValue] = [:]
-                var refusal: String?
-                switch write.change {
-                case .publish(let events):
-                    for (index, (request, patch)) in events.enumerated() {
-                        if let key = request.key, let first = known[key] {
-                            repeats.append(PublishRepeat(index: index, sequence: first))
-                            continue
-                        }
-                        var kind = RecordKind.message
-                        if let patch {
-                            let current = changed[request.channel] ?? states[request.channel] ?? .object(JSONObject())
-                            let merged = current.merging(patch: patch)
-                            if let sizeRefusal = sizeRefusal(merged) {
-                                refusal = PublishRefusal(sizeRefusal).onLine(index + 1, of: events.count).message
-                                break
-                            }
-                            changed[request.channel] = merged
-                            kind = .merge
-                        }
-                        let event = HubEvent(
-                            sequence: sequence + UInt64(written.count) + 1, channel: request.channel,
-                            name: request.name, data: request.data)
-                        written.append(JournalRecord(kind: kind, event: event, key: request.key))
-                    }
-                case .setState(let channel, let value):
-                    if let sizeRefusal = sizeRefusal(value) {
-                        refusal = sizeRefusal
-                    } else {
-                        changed[channel] = value
-                        let event = HubEvent(sequence: sequence + 1, channel: channel, name: "init", data: value.serialized)
-                        written.append(JournalRecord(kind: .set, event: event))
-                    }
+                switch write.change.prepare(after: state, now: now) {
+                case .failure(let refusal):
+                    outcomes.append(.refused(refusal.message))
+                case .success(let prepared):
+                    for (record, newState) in prepared.records { state.apply(record, newState: newState) }
+                    records.append(contentsOf: prepared.records.map(\.0))
+                    outcomes.append(.stored(prepared.records.map(\.0), repeats: prepared.repeats))
                 }
-                if let refusal {
-                    outcomes.append(.refused(refusal))
-                    continue
-                }
-                states.merge(changed) { _, new in new }
-                sequence += UInt64(written.count)
-                records.append(contentsOf: written)
-                for record in written {
-                    guard let key = record.key, idempotencySeconds > 0 else { continue }
-                    known[key] = record.event.sequence
-                    newKeys.append((key, record.event.sequence))
-                }
-                outcomes.append(.stored(written, repeats: repeats))
             }
+            let newKeys = idempotencySeconds > 0 ? records.filter { $0.key != nil } : []
             guard !records.isEmpty else {
                 try await connection.query("ROLLBACK", logger: logger)
                 return outcomes
@@ -336,10 +291,10 @@ struct ClusterLog: Sendable {
             for record in records { lastOfChannel[record.event.channel] = record.event.sequence }
             let channelNames = Array(lastOfChannel.keys)
             let channelStates = channelNames.map {
-                ByteBuffer(string: (states[$0] ?? .object(JSONObject())).serialized)
+                ByteBuffer(string: (state.channels[$0]?.state ?? .object(JSONObject())).serialized)
             }
             let channelSequences = channelNames.map { Int64(lastOfChannel[$0]!) }
-            let last = Int64(sequence)
+            let last = Int64(state.sequence)
             try await connection.query(
                 """
                 WITH events AS (
@@ -353,7 +308,7 @@ struct ClusterLog: Sendable {
                     ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state, seq = EXCLUDED.seq),
                 keys AS (
                     INSERT INTO herald_keys (key, seq)
-                    SELECT * FROM unnest(\(newKeys.map(\.key))::text[], \(newKeys.map { Int64($0.sequence) })::int8[])
+                    SELECT * FROM unnest(\(newKeys.map { $0.key! })::text[], \(newKeys.map { Int64($0.event.sequence) })::int8[])
                     ON CONFLICT (key) DO UPDATE SET seq = EXCLUDED.seq, created_at = now()),
                 head AS (UPDATE herald_head SET seq = \(last) WHERE id = 1)
                 SELECT pg_notify(\(Self.notifyChannel), \(String(last)))
@@ -365,10 +320,6 @@ struct ClusterLog: Sendable {
             if !sentCommit { _ = try? await connection.query("ROLLBACK", logger: logger) }
             throw ClusterWriteError(duringCommit: sentCommit, underlying: Self.describe(error))
         }
-    }
-
-    private func sizeRefusal(_ state: JSONValue) -> String? {
-        PublishCheck.stateSize(state, maxEventBytes: maxEventBytes)?.message
     }
 
     // MARK: Retention

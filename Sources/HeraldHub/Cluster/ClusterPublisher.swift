@@ -1,4 +1,4 @@
-// Cluster mode's writer: takes the publishes queued in the core, puts up to `maximumBatch` of
+// Cluster mode's writer: takes the publishes queued in the cluster's event log, puts up to `maximumBatch` of
 // them into one transaction on its own connection (they share the round trips and the
 // commit), and answers each only after COMMIT. Before answering it reads any events other hubs
 // committed just before its own, so the hub delivers them in order and the publisher sees its
@@ -11,7 +11,7 @@ import ServiceLifecycle
 
 /// Writes the hub's publishes into the cluster's log.
 struct ClusterPublisher: Service {
-    let core: NIOLoopBound<HubCore>
+    let clusterLog: NIOLoopBound<ClusterEventLog>
     let loop: EventLoop
     let log: ClusterLog
     let settings: ClusterSettings
@@ -22,7 +22,7 @@ struct ClusterPublisher: Service {
         var connection: PostgresConnection?
         for await _ in wakes {
             while true {
-                let batch = try await loop.submit { core.value.takeClusterBatch() }.get()
+                let batch = try await loop.submit { clusterLog.value.takeBatch() }.get()
                 if batch.isEmpty { break }
                 let result: Result<[ClusterWriteOutcome], ClusterWriteError>
                 do {
@@ -54,10 +54,10 @@ struct ClusterPublisher: Service {
                         "cluster publish failed",
                         metadata: ["cluster.events": "\(batch.count)", "error": "\(ClusterLog.describe(error))"])
                 }
-                try await loop.submit { core.value.clusterBatchFinished(batch, result) }.get()
+                try await loop.submit { clusterLog.value.batchFinished(batch, result) }.get()
             }
         }
-        try await loop.submit { core.value.failClusterWrites("the hub is stopping") }.get()
+        try await loop.submit { clusterLog.value.failAll("the hub is stopping") }.get()
         if let connection { try? await connection.close() }
     }
 
@@ -70,11 +70,11 @@ struct ClusterPublisher: Service {
                 return nil
             }).first
         else { return }
-        let visible = try await loop.submit { core.value.visibleSequence }.get()
+        let visible = try await loop.submit { clusterLog.value.readThrough }.get()
         guard visible + 1 < first else { return }
         let records = try await log.records(after: visible, limit: Int(first - 1 - visible), on: connection)
         try await loop.submit {
-            if core.value.applyClusterRecords(records) == .gap { core.value.cluster?.wakeFollower(.catchUp) }
+            if !clusterLog.value.committed(records) { clusterLog.value.wakeFollower(.catchUp) }
         }.get()
     }
 

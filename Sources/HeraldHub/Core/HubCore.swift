@@ -1,6 +1,8 @@
-// The hub's single source of truth at run time: it orders publishes, journals them (the commit
-// path is in HubCommit.swift), answers subscriptions with the state or the missed events, and
-// keeps the workers and tail followers. It lives on one event loop; every method runs there.
+// The hub's single source of truth at run time: it hands publishes to its event log (the
+// journal, the cluster's database, or memory), applies the records the log wrote, and releases
+// them on one path: visible (state, history, workers, tail followers) once the log allows,
+// acknowledged once durable too. It answers subscriptions with the state or the missed events
+// and keeps the workers and tail followers. It lives on one event loop; every method runs there.
 import HeraldProtocol
 import Logging
 import NIOCore
@@ -25,39 +27,49 @@ struct TailFollower {
     let channel: Channel
 }
 
+/// An event written by the log, waiting until the log allows it to be shown.
+struct WrittenEvent {
+    let record: JournalRecord
+    /// The channel's state after it (nil for a plain event).
+    let stateText: String?
+}
+
+/// A publisher waiting for its last event to be visible and durable.
+struct WaitingAcknowledgement {
+    /// The publish's last sequence (a repeat's first event included).
+    let through: UInt64
+    /// What the publisher is told then.
+    let result: PublishResult
+    let promise: EventLoopPromise<PublishResult>
+}
+
 /// Orders events and answers subscriptions. Not thread-safe by design: owned by `loop`.
 final class HubCore {
     let loop: EventLoop
     let configuration: HubConfiguration
     let logger: Logger
     let startedAt = NIODeadline.now()
-    let blockingWork: BlockingWork
-    /// Called once an fsync failed: the process must stop (tests observe it instead).
-    let onFatal: (String) -> Void
+    /// Where changes are ordered and kept.
+    let log: any EventLog
 
-    var state: HubState
+    private(set) var state: HubState
     /// The last sequence delivered to workers, tail followers and history.
-    var visibleSequence: UInt64 = 0
-    var eventsPublished: UInt64 = 0
+    private(set) var visibleSequence: UInt64 = 0
+    private(set) var eventsPublished: UInt64 = 0
     /// Tail followers closed because they stopped reading.
-    var tailFollowersDropped: UInt64 = 0
+    private(set) var tailFollowersDropped: UInt64 = 0
     /// Events answered as repeats of earlier ones (their idempotency keys were known).
-    var idempotentRepeats: UInt64 = 0
+    private(set) var idempotentRepeats: UInt64 = 0
     /// Worker links and tail followers written in this loop pass, flushed once at its end:
     /// every event is visible as soon as it is written, and those of one pass (one read burst
     /// of publish frames) reach each worker as one write. The acknowledgements too.
-    lazy var flushes = DeferredFlush(loop: loop)
-    var journal: Journal?
-    var progress = CommitProgress()
-    /// Events written but not yet visible (their reservation is not durable yet), in order.
-    var written = CircularBuffer<WrittenEvent>()
+    private(set) lazy var flushes = DeferredFlush(loop: loop)
+    /// Events written but not yet visible (the log does not allow it yet), in order.
+    private var written = CircularBuffer<WrittenEvent>()
     /// Publishers waiting for their acknowledgement, in order.
-    var acknowledgements = CircularBuffer<WaitingAcknowledgement>()
-    private var snapshotInFlight = false
-    var workers: [ObjectIdentifier: WorkerSession] = [:]
-    var tails: [ObjectIdentifier: TailFollower] = [:]
-    /// Cluster mode's side of the hub (nil on a single machine).
-    var cluster: ClusterBridge?
+    private var acknowledgements = CircularBuffer<WaitingAcknowledgement>()
+    private(set) var workers: [ObjectIdentifier: WorkerSession] = [:]
+    private(set) var tails: [ObjectIdentifier: TailFollower] = [:]
     private var nextRequestID: UInt64 = 1
     private var pendingStats: [UInt64: StatsGathering] = [:]
 
@@ -68,8 +80,26 @@ final class HubCore {
         exit(70)
     }
 
-    /// Opens the journal (if configured) and rebuilds the state it holds; blocking file work
-    /// runs on `threadPool`.
+    /// A hub on one machine: opens the journal in `--data-dir` through `files` (memory only
+    /// without one) and rebuilds the state it holds; blocking file work runs on `blockingWork`.
+    convenience init(
+        loop: EventLoop, configuration: HubConfiguration, logger: Logger, files: any JournalFileSystem,
+        blockingWork: BlockingWork, onFatal: @escaping (String) -> Void
+    ) throws {
+        guard let directory = configuration.dataDirectory else {
+            logger.warning("no --data-dir: events and state live in memory only and are lost when the hub stops")
+            self.init(
+                loop: loop, configuration: configuration, logger: logger, log: MemoryLog(),
+                restore: LogRestore(epoch: .random(), sequence: 0))
+            return
+        }
+        let (log, restore) = try JournalLog.open(
+            directory: directory, loop: loop, configuration: configuration, logger: logger, files: files,
+            blockingWork: blockingWork, onFatal: onFatal)
+        self.init(loop: loop, configuration: configuration, logger: logger, log: log, restore: restore)
+    }
+
+    /// A hub on one machine with its blocking file work on `threadPool`.
     convenience init(loop: EventLoop, configuration: HubConfiguration, logger: Logger, threadPool: NIOThreadPool)
         throws
     {
@@ -78,92 +108,37 @@ final class HubCore {
             blockingWork: .threadPool(threadPool), onFatal: HubCore.exitProcess)
     }
 
-    /// Opens the journal (if configured) through `files` and rebuilds the state it holds, then
-    /// reserves the first range of sequence numbers (synced before anything is published).
-    init(
-        loop: EventLoop, configuration: HubConfiguration, logger: Logger, files: any JournalFileSystem,
-        blockingWork: BlockingWork, onFatal: @escaping (String) -> Void
-    ) throws {
+    /// A hub that starts from `restore` and keeps its events in `log`.
+    init(loop: EventLoop, configuration: HubConfiguration, logger: Logger, log: any EventLog, restore: LogRestore) {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
-        self.blockingWork = blockingWork
-        self.onFatal = onFatal
-        let history = HistoryRing(maximumEvents: configuration.historyEvents, maximumBytes: configuration.historyBytes)
-        guard let directory = configuration.dataDirectory else {
-            state = HubState(
-                epoch: .random(), history: history, maxEventBytes: configuration.maxEventBytes,
-                keys: configuration.emptyIdempotencyWindow)
-            logger.warning("no --data-dir: events and state live in memory only and are lost when the hub stops")
-            return
-        }
-        let (journal, recovered) = try Journal.open(directory: directory, files: files, logger: logger)
-        self.journal = journal
-        state = HubState(
-            epoch: recovered.epoch, history: history, maxEventBytes: configuration.maxEventBytes,
-            keys: configuration.emptyIdempotencyWindow)
-        if let snapshot = recovered.snapshot {
-            for entry in snapshot.keys { state.keys.insert(entry) }
-            state.sequence = snapshot.sequence
-            var droppedByChannel: [String: UInt64] = [:]
-            for channel in snapshot.channels {
-                let value = (try? JSONValue(parsing: channel.state)) ?? .object(JSONObject())
-                state.channels[channel.name] = ChannelState(
-                    state: value, visibleState: channel.state, visibleSequence: channel.visibleSequence)
-                if channel.lastDropped > 0 { droppedByChannel[channel.name] = channel.lastDropped }
-            }
-            state.history.restore(
-                lastDropped: snapshot.lastDropped, lastDroppedByChannel: droppedByChannel,
-                lostThrough: snapshot.lostThrough)
-            for event in snapshot.history { state.history.append(event) }
-        }
-        for record in recovered.records {
-            state.apply(record)
-            state.makeVisible(
-                record,
-                stateText: record.kind == .message ? nil : state.channels[record.event.channel]?.state.serialized)
-        }
-        // Numbers a power loss may have taken after clients saw them: never reused, and resume
-        // ids among them are unknown.
-        if recovered.lostThrough > state.history.lostThrough { state.history.markLost(through: recovered.lostThrough) }
-        state.sequence = max(state.sequence, recovered.lastSequence)
+        self.log = log
+        state = Self.state(from: restore, configuration: configuration)
         state.keys.expire(now: IdempotencyWindow.now())
         visibleSequence = state.sequence
-        let reservation = state.sequence + UInt64(max(2, configuration.reservationSize))
-        try journal.reserve(through: reservation)
-        try journal.file.sync()
-        progress.durable = state.sequence
-        progress.reservedThrough = reservation
+        log.delegate = self
         logger.info(
-            recovered.created ? "journal created" : "journal recovered",
+            "hub state restored",
             metadata: [
-                "journal.directory": "\(directory)", "hub.epoch": "\(state.epoch)", "hub.sequence": "\(state.sequence)",
-                "hub.channels": "\(state.channels.count)", "journal.replayed": "\(recovered.records.count)",
+                "hub.epoch": "\(state.epoch)", "hub.sequence": "\(state.sequence)",
+                "hub.channels": "\(state.channels.count)", "hub.historyEvents": "\(state.history.events.count)",
             ])
     }
 
-    /// Starts from a cluster's log (`--cluster`): epoch, states and history come from the database.
-    init(
-        loop: EventLoop, configuration: HubConfiguration, logger: Logger, threadPool: NIOThreadPool,
-        cluster snapshot: ClusterSnapshot, bridge: ClusterBridge
-    ) {
-        self.loop = loop
-        self.configuration = configuration
-        self.logger = logger
-        self.blockingWork = .threadPool(threadPool)
-        self.onFatal = HubCore.exitProcess
-        let history = HistoryRing(maximumEvents: configuration.historyEvents, maximumBytes: configuration.historyBytes)
-        state = HubState(cluster: snapshot, history: history, maxEventBytes: configuration.maxEventBytes)
-        visibleSequence = snapshot.head.sequence
-        cluster = bridge
-        bridge.observe(snapshot.head)
-        logger.info(
-            "cluster log loaded",
-            metadata: [
-                "cluster.database": "\(bridge.settings.database)", "hub.epoch": "\(state.epoch)",
-                "hub.sequence": "\(visibleSequence)", "hub.channels": "\(state.channels.count)",
-                "hub.historyEvents": "\(state.history.events.count)",
-            ])
+    /// Publishers still waiting when the core goes (the hub stopped) are told it is uncertain.
+    deinit {
+        for acknowledgement in acknowledgements {
+            acknowledgement.promise.succeed(
+                .uncertain("the hub stopped before the event was acknowledged; it may or may not be kept"))
+        }
+    }
+
+    private static func state(from restore: LogRestore, configuration: HubConfiguration) -> HubState {
+        HubState(
+            restoring: restore,
+            history: HistoryRing(maximumEvents: configuration.historyEvents, maximumBytes: configuration.historyBytes),
+            maxEventBytes: configuration.maxEventBytes, keys: configuration.emptyIdempotencyWindow)
     }
 
     var epoch: Epoch { state.epoch }
@@ -171,38 +146,96 @@ final class HubCore {
 
     // MARK: Publishing
 
-    /// Validates, orders and journals one event; the future completes once it is durable and
-    /// delivered to the workers, with its sequence number or why it was refused.
+    /// Validates, orders and writes one event; the future completes once it is visible and as
+    /// durable as the log promises, with its sequence number or why it was refused.
     func publish(_ request: PublishRequest) -> EventLoopFuture<PublishResult> {
         publish([request])
     }
 
-    /// Validates, orders and journals a batch, whole or not at all: its events get consecutive
-    /// sequence numbers, one journal write and one sync. The result carries the first event's
-    /// sequence.
+    /// Validates, orders and writes a batch, whole or not at all: its events get consecutive
+    /// sequence numbers, one write and one sync. The result carries the first event's sequence.
     func publish(_ requests: [PublishRequest]) -> EventLoopFuture<PublishResult> {
-        loop.preconditionInEventLoop()
-        if cluster != nil {
-            return clusterWrite(ClusterWrite.Change.validating(requests, maxEventBytes: configuration.maxEventBytes))
-        }
-        let now = IdempotencyWindow.now()
-        state.keys.expire(now: now)
-        let prepared = state.prepare(requests, now: now)
-        if case .success(let publish) = prepared { idempotentRepeats += UInt64(publish.repeats.count) }
-        return commit(prepared)
+        state.keys.expire(now: IdempotencyWindow.now())
+        return submit(.publish(requests))
     }
 
     /// Replaces a channel's state; connected clients get it as a fresh `init`.
     func setState(channel: String, json: String) -> EventLoopFuture<PublishResult> {
+        submit(.setState(channel: channel, json: json))
+    }
+
+    /// Hands `change` to the log, which orders it (after this hub's state, or in its database).
+    private func submit(_ change: LogChange) -> EventLoopFuture<PublishResult> {
         loop.preconditionInEventLoop()
-        if cluster != nil { return clusterWrite(ClusterWrite.Change.validatingState(channel: channel, json: json)) }
-        return commit(state.prepareSet(channel: channel, json: json))
+        let promise = loop.makePromise(of: PublishResult.self)
+        log.append(
+            change, order: { change.prepare(after: state, now: IdempotencyWindow.now()) },
+            completion: { outcome in self.written(outcome, promise: promise) })
+        return promise.futureResult
+    }
+
+    /// Takes what the log made of a change: its records join the state (unless the log
+    /// already brought them), and its publisher waits for the release.
+    private func written(_ outcome: LogAppendOutcome, promise: EventLoopPromise<PublishResult>) {
+        let publish: PreparedPublish
+        switch outcome {
+        case .notWritten(let result): return promise.succeed(result)
+        case .written(let value): publish = value
+        }
+        let through = max(publish.records.last?.0.event.sequence ?? 0, publish.repeats.map(\.sequence).max() ?? 0)
+        guard through > 0 else { return promise.succeed(.refused("nothing to publish")) }
+        eventsPublished += UInt64(publish.records.count)
+        idempotentRepeats += UInt64(publish.repeats.count)
+        let result = PublishResult.accepted(sequence: publish.records.first?.0.event.sequence ?? 0, repeats: publish.repeats)
+        _ = take(publish.records)
+        acknowledgements.append(WaitingAcknowledgement(through: through, result: result, promise: promise))
+        release()
+    }
+
+    /// Applies written records that follow on from the state, in order; those the state has
+    /// already are skipped. False when one leaves a gap (the rest is not taken).
+    private func take(_ records: [(JournalRecord, JSONValue?)]) -> Bool {
+        for (record, newState) in records where record.event.sequence > state.sequence {
+            guard record.event.sequence == state.sequence + 1 else { return false }
+            state.apply(record, newState: newState)
+            written.append(
+                WrittenEvent(
+                    record: record,
+                    stateText: record.kind == .message ? nil : state.channels[record.event.channel]?.state.serialized))
+        }
+        return true
+    }
+
+    /// The one path from written to visible and acknowledged: delivers the written events the
+    /// log allows (state, history, workers, tail followers), then answers every publisher
+    /// whose events are visible and as durable as the log promises.
+    private func release() {
+        let visibleLimit = log.visibleThrough
+        var events: [HubEvent] = []
+        while let next = written.first, next.record.event.sequence <= visibleLimit {
+            written.removeFirst()
+            state.makeVisible(next.record, stateText: next.stateText)
+            visibleSequence = next.record.event.sequence
+            events.append(next.record.event)
+        }
+        deliver(events)
+        let acknowledgeLimit = min(visibleSequence, log.durableThrough)
+        while let next = acknowledgements.first, next.through <= acknowledgeLimit {
+            acknowledgements.removeFirst()
+            next.promise.succeed(next.result)
+        }
+        log.released(through: visibleSequence, state: state, pending: written)
+    }
+
+    /// Makes what was written durable (the journal), on shutdown.
+    func close() {
+        log.close()
     }
 
     /// Writes `events` (in order, just made visible) to every worker and to the tail followers
     /// of their channels: the only place that does. A peer that stopped reading (its output
     /// over the high-water mark) is dropped and logged; a worker reconnects and catches up.
-    func deliver(_ events: [HubEvent]) {
+    private func deliver(_ events: [HubEvent]) {
         guard !events.isEmpty else { return }
         if !workers.isEmpty {
             var batch = ByteBufferAllocator().buffer(capacity: 256)
@@ -241,65 +274,6 @@ final class HubCore {
         }
     }
 
-    /// Once the segment is large, starts a new one and writes a snapshot that replaces the old ones.
-    func maybeSnapshot() {
-        guard let journal, !snapshotInFlight, !progress.syncInFlight, progress.reservationWritten == 0,
-            progress.fatal == nil, journal.segmentBytes >= configuration.snapshotBytes
-        else { return }
-        // Synced whatever the policy: a later segment must never follow a torn one.
-        do {
-            try journal.file.sync()
-        } catch {
-            fsyncFailed(error)
-            return
-        }
-        progress.durable = state.sequence
-        let closed: Int
-        do {
-            closed = try journal.rotate(sync: false)
-            // The reservation moves to the new segment before the old ones may go.
-            try journal.reserve(through: progress.reservedThrough)
-        } catch {
-            logger.error("journal rotation failed; segments are kept", metadata: ["error": "\(error)"])
-            return
-        }
-        // Written but not yet visible events are in the closed segment: keep them in the snapshot's history.
-        var history = Array(state.history.events)
-        history.append(contentsOf: written.map(\.record.event))
-        var taken = JournalSnapshot(
-            epoch: state.epoch.rawValue, sequence: state.sequence, lastDropped: state.history.lastDropped,
-            channels: state.channels.map { name, channel in
-                .init(
-                    name: name, state: channel.state.serialized, visibleSequence: channel.visibleSequence,
-                    lastDropped: state.history.lastDroppedByChannel[name] ?? 0)
-            }, history: history, lostThrough: state.history.lostThrough)
-        state.keys.expire(now: IdempotencyWindow.now())
-        taken.keys = Array(state.keys.entries)
-        let snapshot = taken
-        snapshotInFlight = true
-        let directory = journal.directory
-        let files = journal.files
-        let segment = journal.file
-        let started = NIODeadline.now()
-        blockingWork.run(on: loop) {
-            try segment.sync()
-            try Journal.writeSnapshot(snapshot, directory: directory, closedSegment: closed, files: files)
-        }.assumeIsolated().whenComplete { result in
-            self.snapshotInFlight = false
-            switch result {
-            case .success:
-                self.logger.info(
-                    "journal snapshot written",
-                    metadata: [
-                        "hub.sequence": "\(snapshot.sequence)", "journal.historyEvents": "\(snapshot.history.count)",
-                        "journal.milliseconds": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)",
-                    ])
-            case .failure(let error):
-                self.logger.error("journal snapshot failed; segments are kept", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-
     // MARK: Subscriptions
 
     /// Where a new stream on `channelNames` starts. With `resumeAfter` > 0 (an id of this
@@ -323,6 +297,14 @@ final class HubCore {
         }
         let replay = replayChannels.isEmpty ? [] : state.history.events(after: resumeAfter, channels: replayChannels)
         return .subscribed(request: request, sequence: visibleSequence, replay: replay, snapshots: snapshots)
+    }
+
+    /// A client may resume with an id another hub of the cluster gave it before this hub has
+    /// read that far: the answer waits until it has (bounded by the log), so the client gets
+    /// exactly what it missed instead of a fresh `init`. Nil when there is nothing to wait for.
+    func waitBeforeSubscribe(resumeAfter: UInt64) -> EventLoopFuture<Void>? {
+        guard resumeAfter > visibleSequence else { return nil }
+        return log.waitUntilRead(resumeAfter, visible: visibleSequence)
     }
 
     // MARK: Workers
@@ -465,11 +447,54 @@ final class HubCore {
             eventsPublished: eventsPublished, tailFollowersDropped: tailFollowersDropped,
             uptimeSeconds: Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9,
             streams: workers.reduce(0) { $0 + $1.streams }, workers: workers)
-        stats.cluster = cluster?.stats(visibleSequence: visibleSequence)
+        log.addStats(to: &stats, visible: visibleSequence)
         stats.idempotencyKeys = state.keys.count
         stats.idempotentRepeats = idempotentRepeats
         stats.idempotencyKeysEvictedEarly = state.keys.evictedEarly
         gathering.promise.succeed(stats)
+    }
+}
+
+extension HubCore: EventLogDelegate {
+    func logAdvanced() {
+        release()
+    }
+
+    func logCommitted(_ records: [JournalRecord]) -> Bool {
+        loop.preconditionInEventLoop()
+        let followsOn = take(records.map { ($0, nil) })
+        release()
+        return followsOn
+    }
+
+    func logFailed(_ message: String) {
+        let waiting = acknowledgements
+        acknowledgements.removeAll()
+        for acknowledgement in waiting {
+            acknowledgement.promise.succeed(
+                .uncertain("the hub stopped before its journal sync: the event may or may not be kept (\(message))"))
+        }
+    }
+
+    /// Starts over from `restore`. Workers are disconnected: they say hello again and get what
+    /// they missed, or resubscribe their streams (a fresh `init` where history cannot cover them).
+    func logRestarted(_ restore: LogRestore, reason: String) {
+        let previous = (epoch: state.epoch, sequence: visibleSequence)
+        state = Self.state(from: restore, configuration: configuration)
+        visibleSequence = state.sequence
+        written.removeAll()
+        logger.warning(
+            "\(reason); workers resubscribe their streams",
+            metadata: [
+                "hub.epoch": "\(state.epoch)", "hub.previousEpoch": "\(previous.epoch)",
+                "hub.sequence": "\(visibleSequence)", "hub.previousSequence": "\(previous.sequence)",
+            ])
+        for session in workers.values { session.channel.close(promise: nil) }
+        release()
+    }
+
+    func logPruned(through sequence: UInt64) {
+        if sequence > state.history.lastDropped, sequence <= visibleSequence { state.history.dropThrough(sequence) }
     }
 }
 

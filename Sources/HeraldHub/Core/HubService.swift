@@ -41,8 +41,7 @@ public struct HubService: Service {
         do {
             if let settings = configuration.cluster {
                 let services = try await Self.startCluster(
-                    settings: settings, configuration: configuration, loop: loop, threadPool: threadPool, logger: logger
-                )
+                    settings: settings, configuration: configuration, loop: loop, logger: logger)
                 core = services.core
                 clusterServices = services.services
             } else {
@@ -129,7 +128,7 @@ public struct HubService: Service {
         }
         await Self.close(servers)
         // Syncs what was written and trims the reservation, so a restart knows nothing was lost.
-        try? await loop.submit { core.value.flushJournal() }.get()
+        try? await loop.submit { core.value.close() }.get()
         try? await threadPool.shutdownGracefully()
         try await group.shutdownGracefully()
     }
@@ -137,8 +136,7 @@ public struct HubService: Service {
     /// Cluster mode: reads the log (waiting for the database if it is away), makes the core
     /// from it, and the follower and publisher that keep it current.
     private static func startCluster(
-        settings: ClusterSettings, configuration: HubConfiguration, loop: EventLoop, threadPool: NIOThreadPool,
-        logger: Logger
+        settings: ClusterSettings, configuration: HubConfiguration, loop: EventLoop, logger: Logger
     ) async throws -> (core: NIOLoopBound<HubCore>, services: [any Service]) {
         let log = ClusterLog(
             logger: logger, maxEventBytes: configuration.maxEventBytes,
@@ -153,19 +151,22 @@ public struct HubService: Service {
             of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let (followerWakes, followerWake) = AsyncStream.makeStream(
             of: ClusterWake.self, bufferingPolicy: .bufferingNewest(1024))
-        let core = try await loop.submit {
-            let bridge = ClusterBridge(settings: settings, publisherWake: publisherWake, followerWake: followerWake)
-            return NIOLoopBound(
-                HubCore(
-                    loop: loop, configuration: configuration, logger: logger, threadPool: threadPool,
-                    cluster: snapshot, bridge: bridge),
-                eventLoop: loop)
+        let (core, clusterLog) = try await loop.submit {
+            let clusterLog = ClusterEventLog(
+                settings: settings, loop: loop, maxEventBytes: configuration.maxEventBytes, snapshot: snapshot,
+                publisherWake: publisherWake, followerWake: followerWake)
+            let core = HubCore(
+                loop: loop, configuration: configuration, logger: logger, log: clusterLog, restore: snapshot.restore)
+            logger.info(
+                "cluster log loaded",
+                metadata: ["cluster.database": "\(settings.database)", "hub.sequence": "\(snapshot.head.sequence)"])
+            return (NIOLoopBound(core, eventLoop: loop), NIOLoopBound(clusterLog, eventLoop: loop))
         }.get()
         let follower = ClusterFollower(
-            core: core, loop: loop, log: log, settings: settings, historyEvents: configuration.historyEvents,
+            clusterLog: clusterLog, loop: loop, log: log, settings: settings, historyEvents: configuration.historyEvents,
             wakes: followerWakes, wake: followerWake, logger: logger)
         let publisher = ClusterPublisher(
-            core: core, loop: loop, log: log, settings: settings, wakes: publisherWakes, logger: logger)
+            clusterLog: clusterLog, loop: loop, log: log, settings: settings, wakes: publisherWakes, logger: logger)
         return (core, [follower, publisher])
     }
 

@@ -60,22 +60,6 @@ struct HubState {
         self.keys = keys
     }
 
-    /// The data of a cluster's log as one snapshot read it: the states as of its head, the
-    /// recent events in history.
-    init(cluster snapshot: ClusterSnapshot, history: HistoryRing, maxEventBytes: Int) {
-        self.init(
-            epoch: Epoch(snapshot.head.epoch) ?? .random(), history: history, maxEventBytes: maxEventBytes,
-            keys: IdempotencyWindow(windowMilliseconds: 0, maximumKeys: 1, maximumBytes: 1))
-        sequence = snapshot.head.sequence
-        for channel in snapshot.channels {
-            let value = (try? JSONValue(parsing: channel.state)) ?? .object(JSONObject())
-            channels[channel.name] = ChannelState(
-                state: value, visibleState: channel.state, visibleSequence: channel.sequence)
-        }
-        self.history.restore(lastDropped: snapshot.lastDropped, lastDroppedByChannel: snapshot.lastDroppedByChannel)
-        for record in snapshot.records { self.history.append(record.event) }
-    }
-
     /// Checks a publish and turns it into the next record, with the channel state it leads to.
     /// Nothing changes until `apply` is called with the record.
     func prepare(_ request: PublishRequest, now: UInt64 = 0) -> Result<PreparedPublish, PublishRefusal> {
