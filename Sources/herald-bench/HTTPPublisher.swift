@@ -43,8 +43,10 @@ final class HTTPPublisher {
     /// The request being sent (or waiting for its due time): its indices, first send, attempts.
     private var current: (first: Int, count: Int, sent: UInt64, attempt: Int)?
     private var awaitingAnswer = false
-    /// A paced run: the current request waits for its due time.
+    /// A paced run: the current request waits for its due time (or a retry for its backoff).
     private var isWaitingForDue = false
+    /// The current request failed and is sent again after `retryDelay`.
+    private var isRetryPending = false
     private var isFinished = false
     private var body = ByteBuffer()
     private var scratch = ByteBuffer()
@@ -126,6 +128,18 @@ final class HTTPPublisher {
     private func sendNext() {
         guard !isFinished, let channel, !awaitingAnswer, !isWaitingForDue else { return }
         let now = monotonicNanoseconds()
+        if isRetryPending, let current {
+            // Retry after a backoff, as a publisher honouring Retry-After would: an outage
+            // (a hub restarting) is waited out instead of spending every attempt at once.
+            isRetryPending = false
+            isWaitingForDue = true
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            loop.scheduleTask(in: Self.retryDelay(afterAttempt: current.attempt)) {
+                bound.value.isWaitingForDue = false
+                bound.value.sendNext()
+            }
+            return
+        }
         if current == nil {
             guard let claim = tally.claim(target.batchSize ?? 1, now: now) else { return finish() }
             current = (claim.first, claim.count, max(now, claim.due), 0)
@@ -232,11 +246,17 @@ final class HTTPPublisher {
         connect()
     }
 
+    /// The wait before send `attempt + 1`: 250 ms, doubling to at most 2 s.
+    static func retryDelay(afterAttempt attempt: Int) -> TimeAmount {
+        .milliseconds(min(2000, 250 << min(3, max(0, attempt - 1))))
+    }
+
     /// The current request failed: keep it for a retry with the same key, or drop it.
     private func failed() {
         guard let current else { return }
         if target.idempotencyKeys && current.attempt < target.attempts {
             tally.retries += 1
+            isRetryPending = true
         } else {
             self.current = nil
         }

@@ -68,7 +68,10 @@ struct HeraldBench: AsyncParsableCommand {
     @Option(help: "Pace publishing at this many events per second instead of a closed loop (publish-throughput).")
     var pace: Int?
     @Option(help: "Events sent at most (publish-throughput).") var maxEvents: Int = 20_000_000
-    @Flag(help: "Send an idempotency key with each publish and retry failures with it, up to 3 times.")
+    @Flag(
+        help:
+            "Send an idempotency key with each publish and retry failures with it, up to 7 times, waiting 0.25 s doubling to 2 s between tries."
+    )
     var idempotencyKeys = false
 
     /// Subscriber processes of a many-channel run: the number of channels (all subscribers).

@@ -30,7 +30,7 @@ struct HTTPPublishTargetSettings: Sendable {
         HTTPPublishTarget(
             host: host, port: port, path: path, headers: headers.map { ($0[0], $0[1]) }, batchSize: batchSize,
             channel: channel, fanOut: fanOut, idempotencyKeys: idempotencyKeys,
-            keyPrefix: "bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", attempts: 1 + 3)
+            keyPrefix: "bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", attempts: 1 + 7)
     }
 }
 
