@@ -37,7 +37,7 @@ import time
 
 CONNECT_TIMEOUT = 5.0  # seconds for one TCP connect and response head
 READ_TIMEOUT = 40.0  # a stream silent this long is given up (heartbeats come every 15 s)
-PUBLISH_TIMEOUT = 15.0  # one publish attempt (nginx holds a POST to a stopped worker)
+PUBLISH_TIMEOUT = 2.0  # one publish attempt: a POST nginx gave a stopped worker is sent again (same key)
 PUBLISH_GIVE_UP = 30.0  # one event not accepted after this long: the publisher gives up
 CATCH_UP = 20.0  # seconds for every client to reach the last event after `stop`
 

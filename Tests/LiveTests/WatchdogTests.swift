@@ -12,11 +12,11 @@ extension LiveSuites {
     @Suite("Hung processes")
     struct WatchdogTests {
         /// deploy/run's default HERALD_WATCHDOG_SECONDS.
-        static let bound: Double = 3
-        /// From the stop to a new process serving its socket: the bound, up to 1 s until
+        static let bound: Double = 2
+        /// From the stop to a new process serving its socket: the bound, up to 0.5 s until
         /// deploy/run's next check, its 1 s before a restart, the start itself, and slack for
         /// a loaded 2-core machine.
-        static let replacementLimit: Double = bound + 1 + 1 + 3
+        static let replacementLimit: Double = bound + 0.5 + 1 + 3
 
         /// Polls (every 20 ms, for at most 60 s) until `component` runs under another pid than
         /// `old` and serves `socket`; returns when that was seen.
