@@ -26,6 +26,7 @@ public struct WorkerConfiguration: Sendable {
     /// `--cors-origin`: the `Access-Control-Allow-Origin` value.
     public var corsOrigin: String = "*"
     /// `HERALD_PUBLISH_TOKEN`: the bearer token for `POST /publish/…`; HTTP publishing is refused without one.
+    /// Check it with ``publishTokenProblem(_:)`` before use.
     public var publishToken: String?
     /// `--private-channels` (channel names, or prefixes ending in `*`) and `HERALD_SUBSCRIBER_KEY`
     /// (the HS256 secret): subscriptions to a private channel need a signed subscriber token.
@@ -60,4 +61,21 @@ public struct WorkerConfiguration: Sendable {
     public var liveness = LivenessSettings()
 
     public init() {}
+
+    /// The shortest publish token a worker starts with: 16 characters. Anyone who guesses the
+    /// token can publish to every channel, and a worker answers wrong guesses as fast as
+    /// nginx sends them; `head -c 32 /dev/urandom | base64` gives 44 characters.
+    public static let minimumPublishTokenLength = 16
+
+    /// Why `token` cannot be the publish token (too short, or holding whitespace or control
+    /// characters, which an `Authorization` header cannot carry intact), or nil when it can.
+    public static func publishTokenProblem(_ token: String) -> String? {
+        if token.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) {
+            return "HERALD_PUBLISH_TOKEN holds a space or a control character (a stray newline or quote in the environment file?): a bearer token cannot carry it"
+        }
+        if token.count < minimumPublishTokenLength {
+            return "HERALD_PUBLISH_TOKEN is \(token.count) characters long, fewer than the \(minimumPublishTokenLength) required; make one with: head -c 32 /dev/urandom | base64"
+        }
+        return nil
+    }
 }

@@ -118,6 +118,14 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError(error.description)
         }
+        if let token = publishToken, let problem = WorkerConfiguration.publishTokenProblem(token) {
+            throw ValidationError(problem)
+        }
+    }
+
+    /// `HERALD_PUBLISH_TOKEN`, from the environment so that it stays out of `ps`; empty is unset.
+    private var publishToken: String? {
+        ProcessInfo.processInfo.environment["HERALD_PUBLISH_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// `HERALD_SUBSCRIBER_KEY`, from the environment so that it stays out of `ps`; empty is unset.
@@ -141,9 +149,7 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         configuration.heartbeatInterval = .seconds(Int64(heartbeat))
         configuration.retryMilliseconds = retry
         configuration.corsOrigin = corsOrigin
-        configuration.publishToken = ProcessInfo.processInfo.environment["HERALD_PUBLISH_TOKEN"].flatMap {
-            $0.isEmpty ? nil : $0
-        }
+        configuration.publishToken = publishToken
         configuration.maxBodyBytes = maxBody
         configuration.maxBatchBytes = maxBatchBytes
         configuration.maxBatchEvents = maxBatchEvents

@@ -189,7 +189,7 @@ extension LiveSuites {
                 let httpStarted = ContinuousClock.now
                 let response = try await HTTPExchange.send(
                     port: a.port, method: .POST, path: "/publish/feed",
-                    headers: [("Authorization", "Bearer test-token")], body: Array("while cut, over HTTP".utf8))
+                    headers: [("Authorization", "Bearer live-test-publish-token")], body: Array("while cut, over HTTP".utf8))
                 #expect(response.status == 503, "HTTP publish during the cut: \(response.status) \(response.body)")
                 #expect(response.headers["retry-after"] == "1")
                 #expect(response.body.contains("cluster database"), "a clear message: \(response.body)")

@@ -347,7 +347,7 @@ extension LiveSuites {
                 W.request(path: "/status"),
                 W.request(
                     method: "POST", path: "/publish/fuzz", query: "event=note",
-                    headers: [("HTTP_AUTHORIZATION", "Bearer test-token"), ("CONTENT_LENGTH", "5")],
+                    headers: [("HTTP_AUTHORIZATION", "Bearer live-test-publish-token"), ("CONTENT_LENGTH", "5")],
                     body: Array("hello".utf8)),
                 W.request(path: "/poll/fuzz", query: "lastEventId=abc-1"),
                 W.request(method: "OPTIONS", path: "/stream/fuzz"),
@@ -763,7 +763,7 @@ extension LiveSuites {
                         ))
                     let viaHTTP = try await HTTPExchange.send(
                         port: stack.port, method: .POST, path: "/publish/inject",
-                        headers: [("Authorization", "Bearer test-token")], body: Array(payload.utf8))
+                        headers: [("Authorization", "Bearer live-test-publish-token")], body: Array(payload.utf8))
                     #expect(viaHTTP.status == 200, "\(viaHTTP.body)")
                     expected.append(
                         (
@@ -808,7 +808,7 @@ extension LiveSuites {
                 for (query, reason) in viaHTTP {
                     let response = try await HTTPExchange.send(
                         port: stack.port, method: .POST, path: "/publish/names?event=\(query)",
-                        headers: [("Authorization", "Bearer test-token")], body: Array("x".utf8))
+                        headers: [("Authorization", "Bearer live-test-publish-token")], body: Array("x".utf8))
                     #expect(response.status == 400, "event=\(query) got \(response.status)")
                     #expect(response.body.contains("invalid event name: \(reason)"), "\(response.body)")
                 }

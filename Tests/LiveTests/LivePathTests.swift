@@ -141,7 +141,7 @@ extension LiveSuites {
                 _ = try await stream.nextEvent()
                 let response = try await HTTPExchange.send(
                     port: stack.port, method: .POST, path: "/publish/rooms?event=booked",
-                    headers: [("Authorization", "Bearer test-token")], body: Array(#"{"room":"B"}"#.utf8))
+                    headers: [("Authorization", "Bearer live-test-publish-token")], body: Array(#"{"room":"B"}"#.utf8))
                 #expect(response.status == 200)
                 let id = response.body.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(EventID(parsing: id) != nil)
@@ -171,7 +171,7 @@ extension LiveSuites {
 
                 let oversize = try await HTTPExchange.send(
                     port: stack.port, method: .POST, path: "/publish/rooms",
-                    headers: [("Authorization", "Bearer test-token")],
+                    headers: [("Authorization", "Bearer live-test-publish-token")],
                     body: Array(repeating: UInt8(ascii: "a"), count: 64 * 1024 + 1))
                 #expect(oversize.status == 413)
                 #expect(oversize.body.contains("too large"))

@@ -45,7 +45,7 @@ final class LiveStack: Sendable {
     }
 
     /// Starts a stack and waits for its `Herald ready` line.
-    static func start(workers: Int = 2, publishToken: String? = "test-token", extraEnvironment: [String: String] = [:])
+    static func start(workers: Int = 2, publishToken: String? = "live-test-publish-token", extraEnvironment: [String: String] = [:])
         async throws -> LiveStack
     {
         let runDirectory = try makeTemporaryDirectory()
@@ -190,7 +190,7 @@ final class LiveStack: Sendable {
 
     /// Runs `body` with a fresh stack and always stops it.
     static func with<T>(
-        workers: Int = 2, publishToken: String? = "test-token", environment: [String: String] = [:],
+        workers: Int = 2, publishToken: String? = "live-test-publish-token", environment: [String: String] = [:],
         _ body: (LiveStack) async throws -> T
     ) async throws -> T {
         let stack = try await start(workers: workers, publishToken: publishToken, extraEnvironment: environment)
