@@ -12,12 +12,19 @@ deploy/run is already running (deploy/test-browser starts one and runs this):
   polling    (from a known board, set with `state set`) with /stream/ blocked in the
              browser, the page falls back to long polling and still shows bookings;
              unblocked, it goes back to streaming.
+  https      (with --https-url: a second Herald with TLS and HTTP/2, its self-signed
+             certificate trusted by its SPKI hash) the page loads over h2 and goes live;
+             twelve more EventSources on it all get their init and the same event: on one
+             HTTP/2 connection, where HTTP/1.1 would allow six per host. The same twelve on
+             the plain-HTTP page: only five live (the page's own stream takes the sixth
+             connection), the rest waiting, for as long as the twelve are open.
 
 Every wait is bounded and waits for a condition in the page or in the hub, never a fixed
 sleep. Screenshots go to --out (demo.png, demo-polling.png). Prints one line per step and
 closes with "N passed, N failed, N skipped"; exits 1 if any step failed.
 
 Usage: test_browser.py --url http://127.0.0.1:PORT/ --run-dir RUN_DIR --bin-dir BIN_DIR
+                       [--https-url https://127.0.0.1:PORT/ --https-run-dir DIR --trust-spki B64]
                        [--out DIR] [--chromium /usr/bin/chromium]
                        [--chromedriver /usr/bin/chromedriver]
 """
@@ -184,6 +191,9 @@ def start_browser(args):
                  "--disable-background-networking", "--disable-component-update",
                  "--password-store=basic"):
         options.add_argument(flag)
+    if args.trust_spki:
+        # Trust exactly the test's certificate (its public key's hash), nothing else.
+        options.add_argument(f"--ignore-certificate-errors-spki-list={args.trust_spki}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(args.chromedriver), options=options)
     driver.set_page_load_timeout(15)
@@ -293,6 +303,95 @@ def polling_case(args, hub):
             ("unblocked, the page switches back to streaming", back_to_streaming)]
 
 
+# Opens `count` EventSources on `channel` and records, per source, whether it has its init
+# and the data of each later event; read back with READ_SOURCES.
+OPEN_SOURCES = """
+const [channel, count] = arguments;
+window.extraSources = [];
+for (let i = 0; i < count; i++) {
+  const record = { init: false, data: [] };
+  const source = new EventSource('/stream/' + channel);
+  source.addEventListener('init', () => { record.init = true; });
+  source.addEventListener('delta', (event) => { record.data.push(event.data); });
+  window.extraSources.push({ source, record });
+}
+"""
+READ_SOURCES = """
+return (window.extraSources || []).map(({ source, record }) =>
+  ({ state: source.readyState, init: record.init, data: record.data }));
+"""
+CLOSE_SOURCES = """
+for (const { source } of window.extraSources || []) source.close();
+window.extraSources = [];
+"""
+EXTRA_SOURCES = 12
+
+
+def sources_wait(driver, timeout, what, condition):
+    last = {}
+
+    def check(d):
+        last["sources"] = d.execute_script(READ_SOURCES)
+        return condition(last["sources"])
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(check)
+    except TimeoutException:
+        summary = [(s["state"], s["init"], len(s["data"])) for s in last.get("sources", [])]
+        raise StepFailed(f"timed out after {timeout} s waiting for {what}; (readyState, init, events) "
+                         f"per source: {summary}") from None
+
+
+def https_case(args, hub):
+    """Steps of the HTTPS case (a second Herald with TLS and HTTP/2)."""
+    channel = "browser-h2"
+
+    def page_over_h2(driver):
+        driver.get(args.https_url)
+        wait_for(driver, 10, "the page to say it is live over SSE", live("sse"))
+        protocol = driver.execute_script(
+            "return performance.getEntriesByType('navigation')[0].nextHopProtocol")
+        if protocol != "h2":
+            raise StepFailed(f"the page came over {protocol!r}, not h2")
+        return f"{args.https_url} over {protocol} with the test's certificate; connection live (sse)"
+
+    def twelve_live(driver):
+        driver.execute_script(OPEN_SOURCES, channel, EXTRA_SOURCES)
+        sources_wait(driver, 10, f"all {EXTRA_SOURCES} EventSources to have their init",
+                     lambda sources: len(sources) == EXTRA_SOURCES and all(s["init"] for s in sources))
+        start = time.monotonic()
+        event_id = hub.ctl("publish", channel, "to all twelve").strip()
+        sources_wait(driver, BOOKING_DEADLINE, f"event {event_id} on every EventSource",
+                     lambda sources: all(s["data"] == ["to all twelve"] for s in sources))
+        page = read_page(driver)
+        if not live("sse")(page):
+            raise StepFailed(f"the page's own stream is no longer live: {page['conn']}")
+        driver.execute_script(CLOSE_SOURCES)
+        return (f"{EXTRA_SOURCES} EventSources and the page's own stream open at once, each got its init "
+                f"and event {event_id} ({(time.monotonic() - start) * 1000:.0f} ms after publishing)")
+
+    def http1_stalls(driver):
+        driver.get(args.url)
+        wait_for(driver, 10, "the plain-HTTP page to say it is live over SSE", live("sse"))
+        driver.execute_script(OPEN_SOURCES, channel, EXTRA_SOURCES)
+        # Six connections per host: the page's stream and five of these.
+        sources_wait(driver, 10, "five EventSources with their init",
+                     lambda sources: sum(s["init"] for s in sources) >= 5)
+        # An observation window, not a wait for a condition: the other seven must still be
+        # waiting for a connection 2 s later (they would open in milliseconds if they could).
+        time.sleep(2)
+        sources = driver.execute_script(READ_SOURCES)
+        opened = sum(s["init"] for s in sources)
+        driver.execute_script(CLOSE_SOURCES)
+        if opened != 5:
+            raise StepFailed(f"{opened} of {EXTRA_SOURCES} EventSources live over HTTP/1.1, expected 5")
+        return f"over HTTP/1.1 only 5 of {EXTRA_SOURCES} live after 2 s (the page's stream holds the sixth connection)"
+
+    return [("the page loads over HTTP/2 with the test's certificate and goes live", page_over_h2),
+            (f"{EXTRA_SOURCES} more EventSources on the page are all live at once over HTTP/2", twelve_live),
+            (f"the same {EXTRA_SOURCES} over plain HTTP/1.1: 5 live, the rest stalled", http1_stalls)]
+
+
 def run_case(name, steps, args, counts):
     driver = None
     try:
@@ -338,6 +437,9 @@ def main():
     parser.add_argument("--out", default=".", help="where screenshots go")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    parser.add_argument("--https-url", help="a Herald with TLS and HTTP/2, e.g. https://127.0.0.1:PORT/")
+    parser.add_argument("--https-run-dir", help="that Herald's run dir (admin.sock)")
+    parser.add_argument("--trust-spki", help="base64 SHA-256 of the certificate's public key, trusted")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -345,6 +447,8 @@ def main():
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     run_case("streaming", streaming_case(args, hub), args, counts)
     run_case("polling", polling_case(args, hub), args, counts)
+    if args.https_url:
+        run_case("https", https_case(args, Hub(args.https_run_dir, args.bin_dir)), args, counts)
     print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped", flush=True)
     return 1 if counts["failed"] else 0
 

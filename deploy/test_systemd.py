@@ -25,12 +25,14 @@ it through faults) and answers each with one line starting with "ok" or "FAIL":
 Exits 1 if the publisher gave up (an event not accepted within 30 s) or on bad input.
 
 Usage: HERALD_PUBLISH_TOKEN=T test_systemd.py --port PORT --channel NAME [--clients 40]
-                                              [--rate 20] [--key-prefix PREFIX]
+                                              [--rate 20] [--key-prefix PREFIX] [--tls-ca PEM]
+  --tls-ca PEM   speak HTTPS (HTTP/1.0 over TLS), trusting only this certificate
 """
 
 import argparse
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -60,12 +62,16 @@ def event_seq(event_id):
 
 # ---------------------------------------------------------------- HTTP/1.0 --
 
+TLS = None  # an ssl.SSLContext with --tls-ca: every connection is wrapped in TLS
+
 
 def http_request(port, method, path, headers, body=b"", timeout=CONNECT_TIMEOUT):
     """Open a connection, send one request, read the response head. Returns (status,
     headers as a lowercase dict, file for the body, socket)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
+        if TLS is not None:
+            sock = TLS.wrap_socket(sock, server_hostname="127.0.0.1")
         lines = [f"{method} {path} HTTP/1.0", "Host: 127.0.0.1"]
         lines += [f"{name}: {value}" for name, value in headers]
         if body:
@@ -439,7 +445,11 @@ def main():
     parser.add_argument("--clients", type=int, default=40)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--key-prefix", default=f"test-systemd-{os.getpid()}-")
+    parser.add_argument("--tls-ca", help="speak HTTPS, trusting only this PEM certificate")
     args = parser.parse_args()
+    if args.tls_ca:
+        global TLS
+        TLS = ssl.create_default_context(cafile=args.tls_ca)
     token = os.environ.get("HERALD_PUBLISH_TOKEN", "")
     if not token:
         log("HERALD_PUBLISH_TOKEN is not set")

@@ -205,7 +205,9 @@ extension LiveSuites {
 extension LiveSuites {
     @Suite("Operations view")
     struct OperationsViewTests {
-        @Test("GET /metrics on any worker gives the hub's and every worker's figures in the Prometheus format")
+        @Test(
+            "GET /metrics on the internal listener gives the hub's and every worker's figures in the Prometheus format; the public port answers /status and /metrics 404"
+        )
         func prometheusMetrics() async throws {
             try await LiveStack.with { stack in
                 let streams = [
@@ -215,7 +217,7 @@ extension LiveSuites {
                 for stream in streams { _ = try await stream.waitFor("init") { !$0.isEmpty } }
                 let admin = try await stack.admin()
                 _ = try await admin.publish(channel: "rooms", data: "{}", merge: true)
-                let response = try await HTTPExchange.send(port: stack.port, method: .GET, path: "/metrics")
+                let response = try await HTTPExchange.send(port: stack.internalPort, method: .GET, path: "/metrics")
                 #expect(response.status == 200)
                 #expect(response.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
                 let lines = Set(response.body.split(separator: "\n").map(String.init))
@@ -230,11 +232,23 @@ extension LiveSuites {
                 let fromAdmin = try await admin.request(["metrics"])
                 #expect(fromAdmin.lines.contains("herald_hub_sequence 1.0"))
 
-                let status = try await HTTPExchange.send(port: stack.port, method: .GET, path: "/status")
+                let status = try await HTTPExchange.send(port: stack.internalPort, method: .GET, path: "/status")
                 let worker = try #require(
                     WorkerStatsJSON.decode(status.body.trimmingCharacters(in: .whitespacesAndNewlines)))
                 #expect(worker.streams == 1)
                 #expect(worker.hubLink == "live")
+
+                // The public port: 404 from nginx for both (and their prefixes), never a worker's
+                // figures; the internal listener serves nothing else.
+                for path in ["/status", "/metrics", "/status.json", "/metrics/", "/status?x=1"] {
+                    let hidden = try await HTTPExchange.send(port: stack.port, method: .GET, path: path)
+                    #expect(hidden.status == 404, "\(path) on the public port")
+                    #expect(hidden.body.contains("internal listener"), "\(path) on the public port")
+                }
+                for path in ["/", "/stream/rooms", "/publish/rooms"] {
+                    let other = try await HTTPExchange.send(port: stack.internalPort, method: .GET, path: path)
+                    #expect(other.status == 404, "\(path) on the internal listener")
+                }
                 for stream in streams { await stream.close() }
                 await admin.close()
             }

@@ -11,6 +11,8 @@ import Testing
 /// A running hub, workers and nginx, started through `deploy/run`.
 final class LiveStack: Sendable {
     let port: Int
+    /// nginx's internal listener (`HERALD_INTERNAL_PORT`): `/status` and `/metrics`.
+    let internalPort: Int
     let runDirectory: String
     let binDirectory: String
     let publishToken: String?
@@ -36,8 +38,12 @@ final class LiveStack: Sendable {
         return url.path
     }
 
-    private init(port: Int, runDirectory: String, binDirectory: String, publishToken: String?, process: ChildProcess) {
+    private init(
+        port: Int, internalPort: Int, runDirectory: String, binDirectory: String, publishToken: String?,
+        process: ChildProcess
+    ) {
         self.port = port
+        self.internalPort = internalPort
         self.runDirectory = runDirectory
         self.binDirectory = binDirectory
         self.publishToken = publishToken
@@ -50,10 +56,13 @@ final class LiveStack: Sendable {
     {
         let runDirectory = try makeTemporaryDirectory()
         let port = try freePort()
+        var internalPort = try freePort()
+        while internalPort == port { internalPort = try freePort() }
         var environment = ProcessInfo.processInfo.environment
         environment["HERALD_BIN_DIR"] = binDirectory
         environment["HERALD_RUN_DIR"] = runDirectory
         environment["HERALD_PORT"] = "\(port)"
+        environment["HERALD_INTERNAL_PORT"] = "\(internalPort)"
         environment["HERALD_WORKERS"] = "\(workers)"
         environment["HERALD_PUBLISH_TOKEN"] = publishToken ?? ""
         environment["HERALD_STOP_WITH_PARENT"] = "1"
@@ -63,8 +72,8 @@ final class LiveStack: Sendable {
             "/bin/bash", arguments: ["\(repositoryRoot)/deploy/run"], environment: environment,
             errorLog: "\(runDirectory)/deploy-run.err")
         let stack = LiveStack(
-            port: port, runDirectory: runDirectory, binDirectory: binDirectory, publishToken: publishToken,
-            process: process)
+            port: port, internalPort: internalPort, runDirectory: runDirectory, binDirectory: binDirectory,
+            publishToken: publishToken, process: process)
         // Readiness: deploy/run prints its one stdout line once every piece accepts connections.
         guard await process.waitForOutput(containing: "Herald ready: ") else {
             let log = (try? String(contentsOfFile: "\(runDirectory)/deploy-run.err", encoding: .utf8)) ?? ""
@@ -215,10 +224,22 @@ final class LiveStack: Sendable {
             guard UnixListener.isServed(adminSocket) else { return false }
             return (try? stats().workers.count) == workers
         }
-        guard ready else { throw LiveStackError("the hub did not come back within \(seconds) s") }
+        guard ready else {
+            let admin = UnixListener.isServed(adminSocket) ? "served" : "not served"
+            let workers = (try? stats().workers.count).map { "\($0)" } ?? "no answer"
+            throw LiveStackError(
+                "the hub did not come back within \(seconds) s (admin socket \(admin), workers in stats: \(workers))\n"
+                    + "hub.log:\n\(logTail("hub.log"))\ndeploy-run.err:\n\(logTail("deploy-run.err"))")
+        }
     }
 
     /// `kill -9` of the hub; deploy/run restarts it after a second.
+    /// The last `lines` lines of a log in the run dir, for failure messages.
+    func logTail(_ name: String, lines: Int = 25) -> String {
+        let text = (try? String(contentsOfFile: "\(runDirectory)/\(name)", encoding: .utf8)) ?? "(no \(name))"
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
     func killHub() throws {
         guard let pid = pid(of: "hub") else { throw LiveStackError("no hub.pid") }
         kill(pid, SIGKILL)

@@ -94,7 +94,7 @@ extension LiveSuites {
                 async let answer = Self.publish(stack, "/publish/doomed", "x")
                 // The publish is in flight once the worker has it; then the hub dies.
                 let inFlight = try await stack.eventually {
-                    let status = try await HTTPExchange.send(port: stack.port, method: .GET, path: "/status")
+                    let status = try await HTTPExchange.send(port: stack.internalPort, method: .GET, path: "/status")
                     return status.body.contains("\"publishesInFlight\":1")
                 }
                 kill(hub, SIGKILL)
