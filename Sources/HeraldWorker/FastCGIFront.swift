@@ -45,19 +45,27 @@ public struct FastCGIFront: Service {
         let running = NIOLockedValueBox<(count: Int, waiter: CheckedContinuation<Void, Never>?)>((threads, nil))
         let router = Router(configuration: configuration)
         let core = self.core
+        let timeout = Double(configuration.receiveTimeout.nanoseconds) / 1e9
         for index in 0..<threads {
             let thread = Thread {
-                let connection = FastCGIConnection(listenFD: listenFD)
+                let connection = FastCGIConnection(
+                    listenFD: listenFD, receiveTimeout: timeout, allowsPeer: configuration.allowsPeer(uid:))
                 let handler = RequestHandler(core: core, router: router)
-                while true {
-                    let result = connection.accept()
-                    if result < 0 {
-                        if stopping.withLockedValue({ $0 }) { break }
-                        logger.warning("FastCGI accept failed", metadata: ["error": "\(result)"])
+                accepting: while true {
+                    switch connection.accept() {
+                    case .request:
+                        handler.handle(connection)
+                    case .refused(let peer):
+                        logger.warning(
+                            "FastCGI connection refused: this user may not use the worker socket (see --allow-user)",
+                            metadata: ["fastcgi.peer.uid": "\(peer.uid)", "fastcgi.peer.pid": "\(peer.pid)"])
+                    case .closed:
+                        break  // libfcgi dropped it (bad records or silent): nothing to answer
+                    case .acceptFailed(let error):
+                        if stopping.withLockedValue({ $0 }) { break accepting }
+                        logger.warning("FastCGI accept failed", metadata: ["error": "\(String(cString: strerror(error)))"])
                         usleep(10_000)  // EMFILE and friends: do not spin
-                        continue
                     }
-                    handler.handle(connection)
                 }
                 running.withLockedValue { state in
                     state.count -= 1

@@ -55,9 +55,13 @@ struct RequestHandler {
             connection.respond(HTTPResponse(status: 200, headers: headers, body: text).cgi(corsOrigin: cors))
         case .publish(let channel, let event, let merge, let key):
             let limit = core.configuration.maxBodyBytes
-            guard let body = connection.readBody(limit: limit) else {
+            let body: [UInt8]
+            switch connection.readBody(limit: limit) {
+            case .complete(let bytes): body = bytes
+            case .tooLarge:
                 connection.respond(HTTPResponse.text(413, "body is too large (at most \(limit) bytes)").cgi(corsOrigin: cors))
                 return
+            case .failed: return connection.abandon()
             }
             guard let data = String(validating: body, as: UTF8.self) else {
                 connection.respond(HTTPResponse.text(400, "the body must be UTF-8 text").cgi(corsOrigin: cors))
@@ -71,10 +75,14 @@ struct RequestHandler {
             handOverPublish(connection, [request], batch: false)
         case .publishBatch:
             let configuration = core.configuration
-            guard let body = connection.readBody(limit: configuration.maxBatchBytes) else {
+            let body: [UInt8]
+            switch connection.readBody(limit: configuration.maxBatchBytes) {
+            case .complete(let bytes): body = bytes
+            case .tooLarge:
                 let response = HTTPResponse.text(413, "batch is too large (at most \(configuration.maxBatchBytes) bytes)")
                 connection.respond(response.cgi(corsOrigin: cors))
                 return
+            case .failed: return connection.abandon()
             }
             guard let text = String(validating: body, as: UTF8.self) else {
                 connection.respond(HTTPResponse.text(400, "the body must be UTF-8 text").cgi(corsOrigin: cors))
@@ -122,10 +130,13 @@ struct RequestHandler {
     /// Gives a stream or long poll to the event loops.
     private func handOver(_ connection: FastCGIConnection, channels: [String], resume: String?, kind: Subscriber.Kind) {
         // Read STDIN to its end so libfcgi's buffer holds nothing the event loop would miss.
-        guard connection.readBody(limit: Self.maxStreamRequestBody) != nil else {
+        switch connection.readBody(limit: Self.maxStreamRequestBody) {
+        case .complete: break
+        case .tooLarge:
             let response = HTTPResponse.text(413, "a stream request carries no body")
             connection.respond(response.cgi(corsOrigin: core.configuration.corsOrigin))
             return
+        case .failed: return connection.abandon()
         }
         let requestID = connection.requestID
         let fd = connection.detachSocket()

@@ -17,6 +17,15 @@ public struct WorkerConfiguration: Sendable {
     public var socketMode: mode_t = 0o660
     /// `--socket-group`: group of the FastCGI socket (nginx's group in production); unchanged if nil.
     public var socketGroup: String?
+    /// `--allow-uid` and `--allow-user`: user ids that may connect to the FastCGI socket besides
+    /// the worker's own user and root (nginx's worker processes run as nginx's `user`). Every
+    /// accepted connection's peer (SO_PEERCRED) is checked before a byte is read from it; any
+    /// other peer is closed at once, whatever the socket file's mode lets connect.
+    public var allowedPeerUIDs: Set<uid_t> = []
+    /// `--receive-timeout`: how long a FastCGI connection may keep a request thread waiting for
+    /// the rest of its request (or for room to write its answer) before it is closed. nginx
+    /// sends a whole request at once, so only a stuck or hostile peer ever waits this long.
+    public var receiveTimeout: TimeAmount = .seconds(5)
     /// `--hub`: the hub's worker socket.
     public var hubSocketPath: String = "/run/herald/hub.sock"
     /// `--heartbeat`: seconds between `: ping` comments on every stream (keep below nginx's `fastcgi_read_timeout`).
@@ -61,6 +70,12 @@ public struct WorkerConfiguration: Sendable {
     public var liveness = LivenessSettings()
 
     public init() {}
+
+    /// Whether a peer with user id `uid` may use the FastCGI socket: root, the worker's own
+    /// user, and ``allowedPeerUIDs``.
+    public func allowsPeer(uid: uid_t) -> Bool {
+        uid == 0 || uid == geteuid() || allowedPeerUIDs.contains(uid)
+    }
 
     /// The shortest publish token a worker starts with: 16 characters. Anyone who guesses the
     /// token can publish to every channel, and a worker answers wrong guesses as fast as

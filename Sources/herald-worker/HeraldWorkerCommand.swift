@@ -32,6 +32,21 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
     @Option(help: "Group of the FastCGI socket (nginx's group); unchanged if omitted.")
     var socketGroup: String?
 
+    @Option(
+        name: .customLong("allow-user"),
+        help: ArgumentHelp(
+            "A user allowed on the FastCGI socket besides the worker's own and root (nginx's user, e.g. www-data); every connection's peer is checked (SO_PEERCRED). Repeatable.",
+            valueName: "name"))
+    var allowUsers: [String] = []
+
+    @Option(
+        name: .customLong("allow-uid"),
+        help: ArgumentHelp("As --allow-user, by user id. Repeatable.", valueName: "uid"))
+    var allowUIDs: [UInt32] = []
+
+    @Option(help: "Seconds a FastCGI connection may keep a request thread waiting for its request, 1 to 3600.")
+    var receiveTimeout: Int = Int(WorkerConfiguration().receiveTimeout.nanoseconds / 1_000_000_000)
+
     @Option(help: "The hub's worker socket.")
     var hub: String = "/run/herald/hub.sock"
 
@@ -110,6 +125,10 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         guard (1...64).contains(eventLoops), (1...64).contains(acceptThreads) else {
             throw ValidationError("--event-loops and --accept-threads must be 1 to 64")
         }
+        guard (1...3600).contains(receiveTimeout) else {
+            throw ValidationError("--receive-timeout must be 1 to 3600 seconds")
+        }
+        _ = try allowedUserIDs()
         guard (1...1024).contains(maxChannelsPerStream) else {
             throw ValidationError("--max-channels-per-stream must be 1 to 1024")
         }
@@ -121,6 +140,18 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         if let token = publishToken, let problem = WorkerConfiguration.publishTokenProblem(token) {
             throw ValidationError(problem)
         }
+    }
+
+    /// `--allow-user` names resolved to ids, with the `--allow-uid` ids.
+    private func allowedUserIDs() throws -> Set<uid_t> {
+        var ids = Set(allowUIDs.map { uid_t($0) })
+        for name in allowUsers {
+            guard let entry = getpwnam(name) else {
+                throw ValidationError("--allow-user \(name): no such user on this machine")
+            }
+            ids.insert(entry.pointee.pw_uid)
+        }
+        return ids
     }
 
     /// `HERALD_PUBLISH_TOKEN`, from the environment so that it stays out of `ps`; empty is unset.
@@ -145,6 +176,8 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         configuration.socketPath = socket
         configuration.socketMode = mode_t(parseOctalMode(socketMode)!)
         configuration.socketGroup = socketGroup
+        configuration.allowedPeerUIDs = try allowedUserIDs()
+        configuration.receiveTimeout = .seconds(Int64(receiveTimeout))
         configuration.hubSocketPath = hub
         configuration.heartbeatInterval = .seconds(Int64(heartbeat))
         configuration.retryMilliseconds = retry

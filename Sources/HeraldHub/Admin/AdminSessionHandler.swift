@@ -3,17 +3,11 @@
 // replies in request order. A line that is too long gets an error and closes this connection only.
 import HeraldProtocol
 import NIOCore
+import SocketFiles
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// `struct ucred` of <sys/socket.h> (Linux), which Swift's Glibc module does not export.
-struct PeerCredentials: Sendable {
-    var pid: pid_t = 0
-    var uid: uid_t = 0
-    var gid: gid_t = 0
-}
 
 /// Serves the admin line protocol on one connection, on the hub's event loop.
 final class AdminSessionHandler: ChannelInboundHandler {
