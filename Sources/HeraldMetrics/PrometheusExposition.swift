@@ -8,8 +8,14 @@ public enum PrometheusExposition {
     /// The content type of the rendered text.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
+    /// The label value that sums the streams of every channel without series of its own (not
+    /// a channel name: those never hold parentheses).
+    public static let otherChannels = "(other)"
+
     /// The hub's figures and every worker's. `hub` is nil when only a worker's own figures are
-    /// known (the hub could not be asked): then `herald_hub_up` is 0.
+    /// known (the hub could not be asked): then `herald_hub_up` is 0. Per-channel series are
+    /// made for `hub.metricChannels` only; every other channel's streams are summed under
+    /// `channel="(other)"`, so subscribers cannot make series by choosing channel names.
     public static func render(hub: HubStats?, workers: [WorkerStats]) -> String {
         var metrics = Metrics()
         metrics.gauge("hub", "up", "1 if the hub answered this scrape", hub == nil ? 0 : 1)
@@ -32,6 +38,7 @@ public enum PrometheusExposition {
             metrics.gauge("hub", "uptime_seconds", "Seconds since the hub started", hub.uptimeSeconds)
             metrics.gauge("hub", "workers", "Workers connected to the hub", Double(hub.workers.count))
         }
+        let named = Set(hub?.metricChannels ?? [])
         for worker in workers {
             let labels = [("worker", worker.id)]
             metrics.gauge("worker", "streams", "Open event streams", Double(worker.streams), labels)
@@ -49,15 +56,26 @@ public enum PrometheusExposition {
             metrics.gauge(
                 "worker", "hub_link_up", "1 if the worker's hub link is live", worker.hubLink == "live" ? 1 : 0, labels)
             metrics.gauge("worker", "uptime_seconds", "Seconds since the worker started", worker.uptimeSeconds, labels)
+            var other = 0
             for (channel, count) in worker.streamsByChannel.sorted(by: { $0.key < $1.key }) {
+                guard named.contains(channel) else {
+                    other += count
+                    continue
+                }
                 metrics.gauge(
-                    "worker", "channel_streams", "Open event streams per channel", Double(count),
+                    "worker", "channel_streams", channelStreamsHelp, Double(count),
                     [("worker", worker.id), ("channel", channel)])
             }
+            metrics.gauge(
+                "worker", "channel_streams", channelStreamsHelp, Double(other),
+                [("worker", worker.id), ("channel", otherChannels)])
         }
         return metrics.text
     }
 }
+
+private let channelStreamsHelp =
+    "Open event streams per channel, for the hub's most subscribed channels that have had events (--metrics-channels); channel=\"(other)\" sums the rest"
 
 /// A registry for one scrape.
 private struct Metrics {

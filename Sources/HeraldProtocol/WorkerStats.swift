@@ -70,6 +70,11 @@ public struct HubStats: Codable, Sendable, Equatable {
     public var workers: [WorkerStats]
     /// Cluster mode's figures; absent on a single machine.
     public var cluster: ClusterStats?
+    /// The channels that get series of their own in `/metrics`: channels the hub knows (they
+    /// have had events), the most subscribed first, at most the hub's `--metrics-channels`.
+    /// Streams on any other channel (subscribers choose names freely) are summed, so the
+    /// number of series stays bounded. Made by ``HubStats/metricChannels(subscribers:known:limit:)``.
+    public var metricChannels: [String] = []
 
     public init(
         epoch: String, sequence: UInt64, channels: Int, eventsPublished: UInt64, tailFollowersDropped: UInt64 = 0,
@@ -83,6 +88,17 @@ public struct HubStats: Codable, Sendable, Equatable {
         self.uptimeSeconds = uptimeSeconds
         self.streams = streams
         self.workers = workers
+    }
+}
+
+extension HubStats {
+    /// The channels for ``metricChannels``: those `known` holds with at least one subscriber
+    /// in `subscribers`, by subscribers (most first, then by name), at most `limit`.
+    public static func metricChannels(subscribers: [String: Int], known: (String) -> Bool, limit: Int) -> [String] {
+        guard limit > 0 else { return [] }
+        let ranked = subscribers.filter { $0.value > 0 && known($0.key) }
+            .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+        return ranked.prefix(limit).map(\.key)
     }
 }
 

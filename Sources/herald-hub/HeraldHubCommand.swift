@@ -39,6 +39,11 @@ struct HeraldHubCommand: AsyncParsableCommand {
         help: "A user id allowed on the admin socket besides the hub's own user and root (repeatable).")
     var adminUIDs: [UInt32] = []
 
+    @Option(
+        help:
+            "How many channels get series of their own in /metrics (the most subscribed of those that have had events, 0 to 1000); the others' streams are summed.")
+    var metricsChannels: Int = HubConfiguration().metricsChannels
+
     @Option(help: "Largest event data or state document accepted, in bytes.")
     var maxEventBytes: Int = 1 << 20
 
@@ -115,6 +120,7 @@ struct HeraldHubCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let watchdogFile, watchdogFile.isEmpty { throw ValidationError("--watchdog-file must not be empty") }
         guard maxEventBytes > 0 else { throw ValidationError("--max-event-bytes must be positive") }
+        guard (0...1000).contains(metricsChannels) else { throw ValidationError("--metrics-channels must be 0 to 1000") }
         guard (1...100_000).contains(maxBatchEvents) else {
             throw ValidationError("--max-batch-events must be from 1 to 100000")
         }
@@ -168,6 +174,7 @@ struct HeraldHubCommand: AsyncParsableCommand {
         configuration.adminSocketMode = mode_t(parseOctalMode(adminSocketMode)!)
         configuration.adminAllowedUIDs = Set(adminUIDs.map { uid_t($0) })
         configuration.maxEventBytes = maxEventBytes
+        configuration.metricsChannels = metricsChannels
         configuration.maxChannelsPerStream = maxChannelsPerStream
         configuration.maxBatchEvents = maxBatchEvents
         configuration.dataDirectory = dataDir

@@ -213,6 +213,8 @@ extension LiveSuites {
                 let streams = [
                     try await RecordingClient.open(port: stack.port, path: "/stream/rooms"),
                     try await RecordingClient.open(port: stack.port, path: "/stream/rooms"),
+                    // A name a subscriber picked: no events, so no series of its own.
+                    try await RecordingClient.open(port: stack.port, path: "/stream/picked-by-a-client"),
                 ]
                 for stream in streams { _ = try await stream.waitFor("init") { !$0.isEmpty } }
                 let admin = try await stack.admin()
@@ -229,13 +231,16 @@ extension LiveSuites {
                     #expect(lines.contains("herald_worker_hub_link_up{worker=\"\(worker)\"} 1.0"))
                     #expect(lines.contains("herald_worker_channel_streams{worker=\"\(worker)\",channel=\"rooms\"} 1.0"))
                 }
+                #expect(!response.body.contains("picked-by-a-client"), "a series for a channel without events")
+                let other = lines.filter { $0.hasPrefix("herald_worker_channel_streams{") && $0.contains("(other)") }
+                #expect(other.count == 2 && other.filter { $0.hasSuffix("} 1.0") }.count == 1, "\(other)")
                 let fromAdmin = try await admin.request(["metrics"])
                 #expect(fromAdmin.lines.contains("herald_hub_sequence 1.0"))
 
                 let status = try await HTTPExchange.send(port: stack.internalPort, method: .GET, path: "/status")
                 let worker = try #require(
                     WorkerStatsJSON.decode(status.body.trimmingCharacters(in: .whitespacesAndNewlines)))
-                #expect(worker.streams == 1)
+                #expect((1...2).contains(worker.streams), "three streams over two workers")
                 #expect(worker.hubLink == "live")
 
                 // The public port: 404 from nginx for both (and their prefixes), never a worker's

@@ -26,6 +26,9 @@ public struct HubConfiguration: Sendable {
     public var maxBatchEvents: Int = PublishBatch.defaultMaxEvents
     /// `--max-channels-per-stream`: how many channels one stream may subscribe to.
     public var maxChannelsPerStream: Int = 16
+    /// `--metrics-channels`: how many channels get series of their own in `/metrics` (the most
+    /// subscribed of those that have had events); streams on the others are summed.
+    public var metricsChannels: Int = 50
     /// How long `stats` waits for the workers' figures.
     public var statsTimeout: TimeAmount = .seconds(1)
     /// `--data-dir`: where the journal lives; nil keeps everything in memory only (lost on restart).

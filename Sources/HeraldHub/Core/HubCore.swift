@@ -451,6 +451,13 @@ final class HubCore {
         stats.idempotencyKeys = state.keys.count
         stats.idempotentRepeats = idempotentRepeats
         stats.idempotencyKeysEvictedEarly = state.keys.evictedEarly
+        var subscribers: [String: Int] = [:]
+        for worker in workers {
+            for (channel, count) in worker.streamsByChannel { subscribers[channel, default: 0] += count }
+        }
+        let channels = state.channels
+        stats.metricChannels = HubStats.metricChannels(
+            subscribers: subscribers, known: { channels[$0] != nil }, limit: configuration.metricsChannels)
         gathering.promise.succeed(stats)
     }
 }
