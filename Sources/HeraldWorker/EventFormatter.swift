@@ -55,8 +55,9 @@ enum EventFormatter {
     static func prologue(corsOrigin: String, retryMilliseconds: Int) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: 256)
         buffer.writeString(
-            "Status: 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
-                + "X-Accel-Buffering: no\r\nAccess-Control-Allow-Origin: \(corsOrigin)\r\n\r\n")
+            CGIResponseHead.encode(
+                status: 200, headers: ["Content-Type: text/event-stream; charset=utf-8", "X-Accel-Buffering: no"],
+                caching: .liveFeed, corsOrigin: corsOrigin))
         buffer.writeBytes(SSEEncoder.retry(milliseconds: retryMilliseconds))
         return buffer
     }

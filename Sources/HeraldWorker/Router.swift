@@ -18,30 +18,7 @@ struct HTTPResponse: Sendable, Equatable {
 
     /// The CGI response (status line, headers, blank line, body) that libfcgi sends as FCGI_STDOUT.
     func cgi(corsOrigin: String) -> String {
-        var text = "Status: \(status) \(Self.reason(status))\r\n"
-        for header in headers { text += header + "\r\n" }
-        text += "Access-Control-Allow-Origin: \(corsOrigin)\r\n"
-        text += "Cache-Control: no-store\r\n\r\n"
-        return text + body
-    }
-
-    static func reason(_ status: Int) -> String {
-        switch status {
-        case 200: "OK"
-        case 204: "No Content"
-        case 400: "Bad Request"
-        case 401: "Unauthorized"
-        case 403: "Forbidden"
-        case 404: "Not Found"
-        case 405: "Method Not Allowed"
-        case 413: "Content Too Large"
-        case 415: "Unsupported Media Type"
-        case 429: "Too Many Requests"
-        case 500: "Internal Server Error"
-        case 503: "Service Unavailable"
-        case 504: "Gateway Timeout"
-        default: "Status"
-        }
+        CGIResponseHead.encode(status: status, headers: headers, caching: .noStore, corsOrigin: corsOrigin) + body
     }
 }
 

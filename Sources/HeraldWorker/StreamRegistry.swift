@@ -52,10 +52,11 @@ final class StreamRegistry {
     private(set) var bytesSent: UInt64 = 0
     private(set) var slowClientsDropped: UInt64 = 0
 
-    init(eventLoop: EventLoop, logger: Logger, maxQueuedBytes: Int) {
+    init(eventLoop: EventLoop, logger: Logger, maxQueuedBytes: Int, corsOrigin: String) {
         self.eventLoop = eventLoop
         self.logger = logger
         self.maxQueuedBytes = maxQueuedBytes
+        self.corsOrigin = corsOrigin
     }
 
     /// Open streams (long polls not counted).
@@ -201,8 +202,9 @@ final class StreamRegistry {
         var lastEventID = subscriber.resumeID?.description
         if let last = entries.last { lastEventID = last.id }
         var body = ByteBufferAllocator().buffer(capacity: 256)
-        body.writeString("Status: 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n")
-        body.writeString("Access-Control-Allow-Origin: \(corsOrigin)\r\n\r\n")
+        body.writeString(
+            CGIResponseHead.encode(
+                status: 200, headers: ["Content-Type: application/json"], caching: .liveFeed, corsOrigin: corsOrigin))
         body.writeString("{\"events\":[")
         for (index, entry) in entries.enumerated() {
             if index > 0 { body.writeString(",") }
@@ -218,8 +220,8 @@ final class StreamRegistry {
         channel.writeAndFlush(bytes).whenComplete { _ in channel.close(promise: nil) }
     }
 
-    /// The CORS origin polls answer with (streams carry it in their prologue).
-    var corsOrigin = "*"
+    /// The CORS origin polls answer with (`--cors-origin`; streams carry it in their prologue).
+    let corsOrigin: String
 
     /// Starts the heartbeat: a `: ping` comment on every stream every `interval`.
     func startHeartbeat(every interval: TimeAmount) {

@@ -25,7 +25,8 @@ final class StreamSet: Sendable {
         for loop in group.makeIterator() {
             let registry = try! loop.submit {
                 let registry = StreamRegistry(
-                    eventLoop: loop, logger: logger, maxQueuedBytes: configuration.maxQueuedBytes)
+                    eventLoop: loop, logger: logger, maxQueuedBytes: configuration.maxQueuedBytes,
+                    corsOrigin: configuration.corsOrigin)
                 registry.startHeartbeat(every: configuration.heartbeatInterval)
                 return NIOLoopBound(registry, eventLoop: loop)
             }.wait()

@@ -171,8 +171,8 @@ struct EventFormatterTests {
         #expect(
             bytes(EventFormatter.prologue(corsOrigin: "https://example.org", retryMilliseconds: 2000))
                 == bytes(
-                    "Status: 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
-                        + "X-Accel-Buffering: no\r\nAccess-Control-Allow-Origin: https://example.org\r\n\r\n"
+                    "Status: 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nX-Accel-Buffering: no\r\n"
+                        + "Access-Control-Allow-Origin: https://example.org\r\nCache-Control: no-cache, no-transform\r\n\r\n"
                         + "retry: 2000\n\n"))
         #expect(
             bytes(EventFormatter.prologue(corsOrigin: "*", retryMilliseconds: 0)).suffix(12)

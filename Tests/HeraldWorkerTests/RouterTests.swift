@@ -317,7 +317,7 @@ struct RouterTests {
 
     @Test("names each status it uses", arguments: reasons)
     func reasonPhrases(_ status: Int, _ reason: String) {
-        #expect(HTTPResponse.reason(status) == reason)
+        #expect(CGIResponseHead.reason(status) == reason)
     }
 }
 

@@ -15,7 +15,7 @@ extension LiveSuites {
                 let head = try await stream.head()
                 #expect(head.status == 200)
                 #expect(head.headers["content-type"]?.hasPrefix("text/event-stream") == true)
-                #expect(head.headers["cache-control"] == "no-cache")
+                #expect(head.headers["cache-control"] == "no-cache, no-transform")
                 #expect(head.headers["access-control-allow-origin"] == "*")
                 #expect(try await stream.next() == .item(.retry(2000)))
                 let initEvent = try await stream.nextEvent()
