@@ -162,15 +162,35 @@ struct HubStateTests {
 
     // MARK: prepareSet
 
-    @Test("turns a state replacement into a set record named init, with the state compacted")
-    func preparesSet() {
+    @Test("turns a state replacement into a delta: the merge patch from the old state, compacted")
+    func preparesSetAsDelta() {
         var state = hubState()
         state.sequence = 9
-        let (record, value) = state.prepareSet(channel: "c", json: " { \"b\" : [ 1 , 2 ] , \"a\" : 1.10 } ").success!.records[0]
+        let (first, value) = state.prepareSet(channel: "c", json: " { \"b\" : [ 1 , 2 ] , \"a\" : 1.10 } ").success!.records[0]
+        // From the empty state: the whole document is the patch.
         #expect(
-            record
-                == JournalRecord(kind: .set, event: hubEvent(10, "c", name: "init", data: "{\"b\":[1,2],\"a\":1.10}")))
+            first
+                == JournalRecord(kind: .merge, event: hubEvent(10, "c", name: "delta", data: "{\"b\":[1,2],\"a\":1.10}")))
         #expect(value?.serialized == "{\"b\":[1,2],\"a\":1.10}")
+        state.apply(first, newState: value)
+        let (second, next) = state.prepareSet(channel: "c", json: "{\"b\":[1,2],\"a\":2,\"c\":\"new\"}").success!.records[0]
+        #expect(
+            second == JournalRecord(kind: .merge, event: hubEvent(11, "c", name: "delta", data: "{\"a\":2,\"c\":\"new\"}")))
+        #expect(next?.serialized == "{\"b\":[1,2],\"a\":2,\"c\":\"new\"}")
+    }
+
+    @Test(
+        "a state replacement no merge patch can express (a null member, members reordered) is a set record named init",
+        arguments: ["{\"b\":null}", "{\"a\":1,\"b\":{\"c\":null}}", "{\"b\":2,\"a\":1}"])
+    func preparesSetAsInit(_ json: String) throws {
+        var state = hubState()
+        let (first, value) = state.prepareSet(channel: "c", json: "{\"a\":1,\"b\":2}").success!.records[0]
+        state.apply(first, newState: value)
+        let (record, newState) = try #require(state.prepareSet(channel: "c", json: json).success?.records[0])
+        #expect(record.kind == .set)
+        #expect(record.event.name == "init")
+        #expect(record.event.data == json)
+        #expect(newState?.serialized == json)
     }
 
     @Test(
@@ -232,6 +252,8 @@ struct HubStateTests {
         ("c", "{\"z\":1.10}", "s"),
         ("c", "{\"z\":null,\"n\":-0}", "p"),
         ("e", "7", "s"),
+        // A null member: no merge patch can say it, so a set record.
+        ("f", "{\"k\":null}", "s"),
     ]
 
     @Test("recovery, applying records without a precomputed state, rebuilds the live state exactly")
@@ -254,16 +276,18 @@ struct HubStateTests {
         var recovered = hubState()
         for record in records { recovered.apply(record) }
 
-        #expect(live.sequence == 9)
-        #expect(recovered.sequence == 9)
+        #expect(live.sequence == 10)
+        #expect(recovered.sequence == 10)
         #expect(live.channels["c"]?.state.serialized == "{\"n\":-0}")
         #expect(live.channels["d"]?.state.serialized == "{\"y\":true}")
         #expect(live.channels["e"]?.state.serialized == "7")
-        for name in ["c", "d", "e"] {
+        #expect(live.channels["f"]?.state.serialized == "{\"k\":null}")
+        for name in ["c", "d", "e", "f"] {
             #expect(recovered.channels[name]?.state == live.channels[name]?.state)
             #expect(recovered.channels[name]?.state.serialized == live.channels[name]?.state.serialized)
         }
-        #expect(records.map(\.kind) == [.merge, .message, .merge, .merge, .set, .merge, .set, .merge, .set])
+        // State replacements travel as merge patches where one can say them.
+        #expect(records.map(\.kind) == [.merge, .message, .merge, .merge, .merge, .merge, .merge, .merge, .merge, .set])
     }
 
     @Test("applying a merge computes the state from the data when no state is given")

@@ -153,16 +153,37 @@ extension LiveSuites {
             }
         }
 
-        @Test("state set reaches connected clients as a fresh init")
-        func stateSetIsAnInit() async throws {
+        @Test(
+            "state set reaches connected clients as one delta, the merge patch from the old state; where none can say it, a fresh init"
+        )
+        func stateSetIsADelta() async throws {
             try await LiveStack.with { stack in
                 let admin = try await stack.admin()
                 let client = try await RecordingClient.open(port: stack.port, path: "/stream/rooms")
                 _ = try await client.waitFor("init") { !$0.isEmpty }
-                let reply = try await admin.request(["state", "set", "rooms", "{\"Aurora\":{\"busy\":true}}"])
-                let id = try #require(reply.lines.first)
-                let events = try await client.waitFor(id: id)
-                #expect(events.last == SSEMessage(type: "init", data: "{\"Aurora\":{\"busy\":true}}", lastEventId: id))
+                let board = #"{"Aurora":{"busy":false,"by":""},"Boreal":{"busy":true,"by":"marta"},"Cirrus":{"busy":false,"by":""}}"#
+                let first = try #require(try await admin.request(["state", "set", "rooms", board]).lines.first)
+                // From the empty state the whole board is the patch.
+                #expect(try await client.waitFor(id: first).last == SSEMessage(type: "delta", data: board, lastEventId: first))
+
+                // One room booked, one gone, one added: only that travels.
+                let next = #"{"Aurora":{"busy":true,"by":"ana"},"Boreal":{"busy":true,"by":"marta"},"Dune":{"busy":false,"by":""}}"#
+                let id = try #require(try await admin.request(["state", "set", "rooms", next]).lines.first)
+                let delta = #"{"Cirrus":null,"Aurora":{"busy":true,"by":"ana"},"Dune":{"busy":false,"by":""}}"#
+                #expect(try await client.waitFor(id: id).last == SSEMessage(type: "delta", data: delta, lastEventId: id))
+                #expect(try await admin.request(["state", "get", "rooms"]).lines == [next])
+
+                // A null member cannot travel in a merge patch: a fresh init instead.
+                let withNull = #"{"Aurora":{"busy":true,"by":null}}"#
+                let initID = try #require(try await admin.request(["state", "set", "rooms", withNull]).lines.first)
+                #expect(
+                    try await client.waitFor(id: initID).last
+                        == SSEMessage(type: "init", data: withNull, lastEventId: initID))
+
+                // A client that joins now gets the state as its init, as always.
+                let late = try await RecordingClient.open(port: stack.port, path: "/stream/rooms")
+                #expect(try await late.waitFor("init") { !$0.isEmpty }.first?.data == withNull)
+                await late.close()
                 let refused = try await admin.request(["state", "set", "rooms", "{not json"])
                 #expect(refused.error?.contains("JSON") == true)
                 let notObject = try await admin.request(["publish", "rooms", "[1,2]", "--merge"])

@@ -107,7 +107,11 @@ struct HubState {
         return .success(PreparedPublish(records: prepared, repeats: repeats))
     }
 
-    /// Checks a state replacement and turns it into the next record (event name `init`).
+    /// Checks a state replacement and turns it into the next record: a `delta` whose data is
+    /// the merge patch from the channel's state to the new one (connected clients merge it, as
+    /// any delta), or, where no merge patch can say it (a `null` member in the new state, an
+    /// object's members reordered), a replacement sent as `init`. Either record leads to the new
+    /// state exactly, live and when the journal is read again.
     func prepareSet(channel: String, json: String) -> Result<PreparedPublish, PublishRefusal> {
         let value: JSONValue
         switch PublishCheck.stateReplacement(channel: channel, json: json) {
@@ -115,6 +119,11 @@ struct HubState {
         case .success(let checked): value = checked
         }
         if let refusal = sizeRefusal(value) { return .failure(refusal) }
+        let current = channels[channel]?.state ?? .object(JSONObject())
+        if let patch = JSONValue.mergePatch(from: current, to: value) {
+            let event = HubEvent(sequence: sequence + 1, channel: channel, name: "delta", data: patch.serialized)
+            return .success(PreparedPublish(records: [(JournalRecord(kind: .merge, event: event), value)]))
+        }
         let event = HubEvent(sequence: sequence + 1, channel: channel, name: "init", data: value.serialized)
         return .success(PreparedPublish(records: [(JournalRecord(kind: .set, event: event), value)]))
     }
