@@ -40,7 +40,7 @@ public enum AdminCatalog {
         name: "state", usage: "get CHANNEL | set CHANNEL JSON",
         summary: "print a channel's state, or replace it (connected clients get it as a fresh init)")
     public static let channels = AdminCommandSpec(
-        name: "channels", usage: "[--json]", summary: "every channel: last event id, state size, events in history")
+        name: "channels", usage: "[--json]", summary: "every channel with events or subscribers: subscribers over all workers, last event id, state size, events in history")
     public static let workers = AdminCommandSpec(
         name: "workers", usage: "[--json]", summary: "the connected workers: id, pid, streams, hub link")
     public static let tail = AdminCommandSpec(

@@ -131,6 +131,11 @@ public enum HubFrame: Sendable, Equatable {
     case hubStatsRequest(request: UInt64)
     /// Hub → worker: answer to `hubStatsRequest`, a `HubStats` as JSON.
     case hubStatsReply(request: UInt64, json: String)
+    /// Worker → hub: who is subscribed to `channel` over all workers, and its last event (for
+    /// `GET /channels/<channel>`).
+    case presenceRequest(request: UInt64, channel: String)
+    /// Hub → worker: answer to `presenceRequest`, a `ChannelPresence` as JSON.
+    case presenceReply(request: UInt64, json: String)
     /// Hub → worker: end every stream with `retry` of `retryMilliseconds` plus up to
     /// `jitterMilliseconds`, so clients reconnect spread out (to another worker).
     case drain(retryMilliseconds: UInt32, jitterMilliseconds: UInt32)

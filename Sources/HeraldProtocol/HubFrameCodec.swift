@@ -27,7 +27,7 @@ public enum HubFrameError: Error, Equatable, CustomStringConvertible {
 extension HubFrame {
     enum Kind: UInt8 {
         case hello = 1, welcome, subscribe, subscribed, event, publish, published, statsRequest, statsReply, failure
-        case drain, hubStatsRequest, hubStatsReply
+        case drain, hubStatsRequest, hubStatsReply, presenceRequest, presenceReply
     }
 
     /// Appends the whole frame, length prefix included.
@@ -121,6 +121,14 @@ extension HubFrame {
             buffer.writeInteger(Kind.hubStatsReply.rawValue)
             buffer.writeInteger(request)
             buffer.writeLengthPrefixedString(json)
+        case .presenceRequest(let request, let channel):
+            buffer.writeInteger(Kind.presenceRequest.rawValue)
+            buffer.writeInteger(request)
+            buffer.writeLengthPrefixedString(channel)
+        case .presenceReply(let request, let json):
+            buffer.writeInteger(Kind.presenceReply.rawValue)
+            buffer.writeInteger(request)
+            buffer.writeLengthPrefixedString(json)
         case .drain(let retry, let jitter):
             buffer.writeInteger(Kind.drain.rawValue)
             buffer.writeInteger(retry)
@@ -206,6 +214,10 @@ extension HubFrame {
             frame = .hubStatsRequest(request: try reader.integer())
         case .hubStatsReply:
             frame = .hubStatsReply(request: try reader.integer(), json: try reader.string())
+        case .presenceRequest:
+            frame = .presenceRequest(request: try reader.integer(), channel: try reader.string())
+        case .presenceReply:
+            frame = .presenceReply(request: try reader.integer(), json: try reader.string())
         case .drain:
             frame = .drain(retryMilliseconds: try reader.integer(), jitterMilliseconds: try reader.integer())
         }

@@ -138,3 +138,22 @@ public struct ClusterStats: Codable, Sendable, Equatable {
         self.lastError = lastError
     }
 }
+
+/// Who is subscribed to a channel right now: `GET /channels/<channel>` answers it as JSON
+/// (`{"channel":…,"lastEventId":…,"subscribers":N}`), and `heraldctl channels` lists it.
+public struct ChannelPresence: Codable, Sendable, Equatable {
+    /// The channel's name.
+    public var channel: String
+    /// Open streams on the channel, over every worker of this hub.
+    public var subscribers: Int
+    /// The id of the channel's last event; for a channel without events, the id its `init`
+    /// carries (sequence 0 of the epoch).
+    public var lastEventId: String
+
+    /// A channel's presence.
+    public init(channel: String, subscribers: Int, lastEventId: String) {
+        self.channel = channel
+        self.subscribers = subscribers
+        self.lastEventId = lastEventId
+    }
+}

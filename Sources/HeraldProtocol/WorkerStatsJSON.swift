@@ -16,6 +16,11 @@ public enum WorkerStatsJSON {
         try? JSONDecoder().decode(WorkerStats.self, from: Data(json.utf8))
     }
 
+    /// A `T` from JSON, or `nil` if the text is not such a document.
+    public static func decode<T: Decodable>(_ type: T.Type, from json: String) -> T? {
+        try? JSONDecoder().decode(type, from: Data(json.utf8))
+    }
+
     /// The hub's figures from JSON, or `nil` if the text is not such a document.
     public static func decodeHub(_ json: String) -> HubStats? {
         try? JSONDecoder().decode(HubStats.self, from: Data(json.utf8))

@@ -35,7 +35,8 @@ final class HubLinkState {
     var nextRequest: UInt64 = 1
     var subscribes: [UInt64: PendingSubscribe] = [:]
     var publishes: [UInt64: EventLoopPromise<PublishResult>] = [:]
-    var hubStats: [UInt64: EventLoopPromise<HubStats>] = [:]
+    /// Questions to the hub answered with a JSON document (`hubStatsRequest`, `presenceRequest`).
+    var questions: [UInt64: EventLoopPromise<String>] = [:]
     /// Publish frames written in this loop pass, flushed once at its end.
     let flushes: DeferredFlush
 
@@ -110,6 +111,27 @@ final class HubLink: Sendable {
 
     /// The figures of the hub and of every worker, as the hub gathers them.
     func hubStats() -> EventLoopFuture<HubStats> {
+        ask { .hubStatsRequest(request: $0) }.flatMapThrowing { json in
+            guard let stats = WorkerStatsJSON.decodeHub(json) else {
+                throw HubUnavailableError(description: "the hub sent unreadable figures")
+            }
+            return stats
+        }
+    }
+
+    /// Who is subscribed to `channel` over all of the hub's workers, and its last event.
+    func presence(of channel: String) -> EventLoopFuture<ChannelPresence> {
+        ask { .presenceRequest(request: $0, channel: channel) }.flatMapThrowing { json in
+            guard let presence = WorkerStatsJSON.decode(ChannelPresence.self, from: json) else {
+                throw HubUnavailableError(description: "the hub sent an unreadable answer")
+            }
+            return presence
+        }
+    }
+
+    /// Sends the question `frame` makes of a request id; its JSON answer, or a failure when
+    /// the hub is not connected, does not answer within 3 s, or the link closes first.
+    private func ask(_ frame: @escaping @Sendable (UInt64) -> HubFrame) -> EventLoopFuture<String> {
         eventLoop.flatSubmit { [self] in
             let state = self.state.value
             guard state.phase == .live else {
@@ -117,11 +139,11 @@ final class HubLink: Sendable {
             }
             let id = state.nextRequest
             state.nextRequest += 1
-            let promise = eventLoop.makePromise(of: HubStats.self)
-            state.hubStats[id] = promise
-            send(.hubStatsRequest(request: id))
+            let promise = eventLoop.makePromise(of: String.self)
+            state.questions[id] = promise
+            send(frame(id))
             eventLoop.scheduleTask(in: .seconds(3)) { [self] in
-                self.state.value.hubStats.removeValue(forKey: id)?.fail(
+                self.state.value.questions.removeValue(forKey: id)?.fail(
                     HubUnavailableError(description: "the hub did not answer in time"))
             }
             return promise.futureResult
@@ -197,13 +219,8 @@ final class HubLink: Sendable {
             streams.stats(hubLink: state.phase.rawValue).whenSuccess { [self] stats in
                 self.send(.statsReply(request: request, json: WorkerStatsJSON.encode(stats)))
             }
-        case .hubStatsReply(let request, let json):
-            guard let promise = state.hubStats.removeValue(forKey: request) else { return }
-            if let stats = WorkerStatsJSON.decodeHub(json) {
-                promise.succeed(stats)
-            } else {
-                promise.fail(HubUnavailableError(description: "the hub sent unreadable figures"))
-            }
+        case .hubStatsReply(let request, let json), .presenceReply(let request, let json):
+            state.questions.removeValue(forKey: request)?.succeed(json)
         case .drain(let retry, let jitter):
             logger.notice(
                 "draining every stream at the hub's request",
@@ -214,7 +231,7 @@ final class HubLink: Sendable {
         case .failure(let message):
             logger.error("hub refused this worker", metadata: ["hub.message": "\(message)"])
             state.channel?.close(promise: nil)
-        case .hello, .subscribe, .publish, .statsReply, .hubStatsRequest:
+        case .hello, .subscribe, .publish, .statsReply, .hubStatsRequest, .presenceRequest:
             logger.error("unexpected frame from the hub; closing the link", metadata: ["hub.frame": "\(frame)"])
             state.channel?.close(promise: nil)
         }
@@ -270,9 +287,9 @@ final class HubLink: Sendable {
                     description: "the hub link closed before the hub answered; the event may or may not be published",
                     sent: true))
         }
-        let statsRequests = state.hubStats
-        state.hubStats.removeAll()
-        for promise in statsRequests.values { promise.fail(HubUnavailableError(description: "the hub link closed")) }
+        let questions = state.questions
+        state.questions.removeAll()
+        for promise in questions.values { promise.fail(HubUnavailableError(description: "the hub link closed")) }
     }
 
     func markBackingOff() {

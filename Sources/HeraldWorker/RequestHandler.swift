@@ -41,6 +41,16 @@ struct RequestHandler {
             } catch {
                 connection.respond(HTTPResponse.text(500, "could not gather figures: \(error)").cgi(corsOrigin: cors))
             }
+        case .presence(let channel):
+            do {
+                let presence = try core.link.presence(of: channel).wait()
+                let response = HTTPResponse(
+                    status: 200, headers: ["Content-Type: application/json"], body: WorkerStatsJSON.encode(presence) + "\n")
+                connection.respond(response.cgi(corsOrigin: cors))
+            } catch {
+                let response = HTTPResponse.text(503, "the hub cannot say: \(error)", headers: ["Retry-After: 1"])
+                connection.respond(response.cgi(corsOrigin: cors))
+            }
         case .metrics:
             // The whole installation through the hub; this worker alone if the hub is away.
             let text: String

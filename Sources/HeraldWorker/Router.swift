@@ -34,6 +34,8 @@ enum Route: Sendable, Equatable {
     case publish(channel: String, event: String, merge: Bool, key: String?)
     /// An NDJSON batch (`POST /publish`) whose body is still to be read.
     case publishBatch
+    /// Who is subscribed to a channel, over every worker of the hub (`GET /channels/<channel>`).
+    case presence(channel: String)
     /// The worker's figures.
     case status
     /// The hub's and every worker's figures in the Prometheus text format.
@@ -100,6 +102,9 @@ struct Router: Sendable {
         if path == "/publish" || path.hasPrefix("/publish/") {
             return publishRoute(head)
         }
+        if path.hasPrefix("/channels/") {
+            return presenceRoute(head)
+        }
         if path == "/status" {
             guard head.method == "GET" else { return .reject(methodNotAllowed("GET, OPTIONS")) }
             return .status
@@ -160,22 +165,38 @@ struct Router: Sendable {
         return head.queryValues("token").first
     }
 
-    private func publishRoute(_ head: RequestHead) -> Route {
+    /// Why a request for the publisher's API (publishing, presence) is refused: HTTP
+    /// publishing off, another method than `method`, or a missing or wrong bearer token.
+    private func publisherRefusal(_ head: RequestHead, method: String) -> HTTPResponse? {
         guard let token = publishToken, !token.isEmpty else {
-            return .reject(
-                .text(
-                    403,
-                    "HTTP publishing is disabled: start the worker with HERALD_PUBLISH_TOKEN set, or publish with heraldctl"
-                ))
+            return .text(
+                403,
+                "HTTP publishing is disabled: start the worker with HERALD_PUBLISH_TOKEN set, or publish with heraldctl")
         }
-        guard head.method == "POST" else { return .reject(methodNotAllowed("POST, OPTIONS")) }
+        guard head.method == method else { return methodNotAllowed("\(method), OPTIONS") }
         guard let presented = head.authorization.flatMap(Self.bearerToken), Self.constantTimeEqual(presented, token)
         else {
-            return .reject(
-                .text(
-                    401, "missing or wrong bearer token (send Authorization: Bearer <token>)",
-                    headers: ["WWW-Authenticate: Bearer"]))
+            return .text(
+                401, "missing or wrong bearer token (send Authorization: Bearer <token>)",
+                headers: ["WWW-Authenticate: Bearer"])
         }
+        return nil
+    }
+
+    /// `GET /channels/<channel>`: who is subscribed, for publishers (the publish token).
+    private func presenceRoute(_ head: RequestHead) -> Route {
+        if let refusal = publisherRefusal(head, method: "GET") { return .reject(refusal) }
+        let channel = String(head.path.dropFirst("/channels/".count))
+        do {
+            _ = try ChannelName(validating: channel)
+        } catch {
+            return .reject(.text(400, "\(error)"))
+        }
+        return .presence(channel: channel)
+    }
+
+    private func publishRoute(_ head: RequestHead) -> Route {
+        if let refusal = publisherRefusal(head, method: "POST") { return .reject(refusal) }
         if head.path == "/publish" || head.path == "/publish/" {
             let mediaType = head.contentType?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces)
             guard mediaType?.lowercased() == PublishBatch.mediaType else {

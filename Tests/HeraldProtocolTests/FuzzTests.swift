@@ -155,7 +155,7 @@ private struct Fuzz {
     }
 
     mutating func hubFrame() -> HubFrame {
-        switch int(0...12) {
+        switch int(0...14) {
         case 0:
             return .hello(
                 version: UInt16(int(0...0xFFFF)), workerID: text(0...8), epoch: text(0...10), lastSequence: uint64())
@@ -185,6 +185,8 @@ private struct Fuzz {
             return .drain(
                 retryMilliseconds: UInt32(truncatingIfNeeded: uint64()),
                 jitterMilliseconds: UInt32(truncatingIfNeeded: uint64()))
+        case 12: return .presenceRequest(request: uint64(), channel: text(0...6))
+        case 13: return .presenceReply(request: uint64(), json: text(0...20))
         default: return .failure(message: text(0...20))
         }
     }

@@ -408,3 +408,31 @@ struct RequestHeadTests {
         #expect(head.queryValues("missing") == [])
     }
 }
+
+@Suite struct PresenceRouteTests {
+    static let token = "presence-test-token-0123"
+
+    @Test func presenceNeedsThePublishTokenAndAValidName() {
+        let bearer = "Bearer \(Self.token)"
+        #expect(router(token: Self.token).route(head("GET", "/channels/rooms", authorization: bearer)) == .presence(channel: "rooms"))
+        #expect(
+            router().route(head("GET", "/channels/rooms", authorization: bearer))
+                == text(
+                    403,
+                    "HTTP publishing is disabled: start the worker with HERALD_PUBLISH_TOKEN set, or publish with heraldctl"))
+        let unauthorized = text(
+            401, "missing or wrong bearer token (send Authorization: Bearer <token>)",
+            headers: ["WWW-Authenticate: Bearer"])
+        #expect(router(token: Self.token).route(head("GET", "/channels/rooms")) == unauthorized)
+        #expect(router(token: Self.token).route(head("GET", "/channels/rooms", authorization: "Bearer nope")) == unauthorized)
+        #expect(
+            router(token: Self.token).route(head("POST", "/channels/rooms", authorization: bearer))
+                == methodNotAllowed("GET, OPTIONS"))
+        #expect(
+            router(token: Self.token).route(head("GET", "/channels/a b", authorization: bearer))
+                == text(400, "invalid channel name: U+0020 is not allowed (\(channelRule))"))
+        #expect(
+            router(token: Self.token).route(head("GET", "/channels/", authorization: bearer))
+                == text(400, "invalid channel name: empty (\(channelRule))"))
+    }
+}

@@ -394,9 +394,48 @@ final class HubCore {
         return state.channels.keys.sorted().map { name in
             let channel = state.channels[name]!
             return ChannelSummary(
-                name: name, lastEventId: EventID(epoch: state.epoch, sequence: channel.visibleSequence).description,
-                stateBytes: channel.visibleState.utf8.count, historyEvents: counts[name] ?? 0)
+                name: name, lastEventId: lastEventID(of: name), stateBytes: channel.visibleState.utf8.count,
+                historyEvents: counts[name] ?? 0)
         }
+    }
+
+    /// Every channel with events or subscribers: its summary with the open streams over every
+    /// worker that answers within the stats timeout (presence).
+    func channelsWithPresence() -> EventLoopFuture<[ChannelSummary]> {
+        let known = channelSummaries()
+        let initial = lastEventID(of: "")
+        return gatherStats().map { stats in
+            var subscribers: [String: Int] = [:]
+            for worker in stats.workers {
+                for (channel, count) in worker.streamsByChannel { subscribers[channel, default: 0] += count }
+            }
+            var summaries = known.map { summary in
+                var summary = summary
+                summary.subscribers = subscribers.removeValue(forKey: summary.name) ?? 0
+                return summary
+            }
+            // Channels with subscribers but no events yet: the state `{}`, as their init says.
+            for (name, count) in subscribers where count > 0 {
+                summaries.append(
+                    ChannelSummary(name: name, lastEventId: initial, stateBytes: 2, historyEvents: 0, subscribers: count))
+            }
+            return summaries.sorted { $0.name < $1.name }
+        }
+    }
+
+    /// Who is subscribed to `channel` over every worker that answers within the stats
+    /// timeout, and its last event id (`GET /channels/<channel>`).
+    func presence(of channel: String) -> EventLoopFuture<ChannelPresence> {
+        let last = lastEventID(of: channel)
+        return gatherStats().map { stats in
+            let subscribers = stats.workers.reduce(0) { $0 + ($1.streamsByChannel[channel] ?? 0) }
+            return ChannelPresence(channel: channel, subscribers: subscribers, lastEventId: last)
+        }
+    }
+
+    /// The id of `channel`'s last visible event, or of sequence 0 (what its `init` carries) if none.
+    private func lastEventID(of channel: String) -> String {
+        EventID(epoch: state.epoch, sequence: state.channels[channel]?.visibleSequence ?? 0).description
     }
 
     /// The state of `channel` as subscribers get it now.
@@ -511,6 +550,8 @@ struct ChannelSummary: Codable, Sendable {
     var lastEventId: String
     var stateBytes: Int
     var historyEvents: Int
+    /// Open streams over every worker (filled in by `channelsWithPresence`).
+    var subscribers: Int = 0
 }
 
 /// A stats request waiting for workers' answers.

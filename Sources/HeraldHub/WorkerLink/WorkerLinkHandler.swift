@@ -66,7 +66,15 @@ final class WorkerLinkHandler: ChannelInboundHandler {
                 HubFrame.hubStatsReply(request: request, json: WorkerStatsJSON.encode(stats)).encode(into: &buffer)
                 channel.writeAndFlush(buffer, promise: nil)
             }
-        case .hello, .welcome, .subscribed, .event, .published, .statsRequest, .failure, .drain, .hubStatsReply:
+        case .presenceRequest(let request, let channel):
+            let link = context.channel
+            core.presence(of: channel).whenSuccess { presence in
+                var buffer = link.allocator.buffer(capacity: 128)
+                HubFrame.presenceReply(request: request, json: WorkerStatsJSON.encode(presence)).encode(into: &buffer)
+                link.writeAndFlush(buffer, promise: nil)
+            }
+        case .hello, .welcome, .subscribed, .event, .published, .statsRequest, .failure, .drain, .hubStatsReply,
+            .presenceReply:
             refuse(context: context, "unexpected frame from a worker: \(frame.kindName)")
         }
     }
@@ -114,6 +122,8 @@ extension HubFrame {
         case .drain: "drain"
         case .hubStatsRequest: "hubStatsRequest"
         case .hubStatsReply: "hubStatsReply"
+        case .presenceRequest: "presenceRequest"
+        case .presenceReply: "presenceReply"
         }
     }
 }
