@@ -12,6 +12,9 @@ deploy/run is already running (deploy/test-browser starts one and runs this):
   polling    (from a known board, set with `state set`) with /stream/ blocked in the
              browser, the page falls back to long polling and still shows bookings;
              unblocked, it goes back to streaming.
+  tokens     (with --subscriber-key) herald.js on a private channel with a `token` callback
+             whose first token expires in 4 s: the stream ends with `token-expired`, the feed
+             asks for a second token and resumes after its last event; every event arrives once.
   https      (with --https-url: a second Herald with TLS and HTTP/2, its self-signed
              certificate trusted by its SPKI hash) the page loads over h2 and goes live;
              twelve more EventSources on it all get their init and the same event: on one
@@ -30,6 +33,9 @@ Usage: test_browser.py --url http://127.0.0.1:PORT/ --run-dir RUN_DIR --bin-dir 
 """
 
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -303,6 +309,80 @@ def polling_case(args, hub):
             ("unblocked, the page switches back to streaming", back_to_streaming)]
 
 
+def script_wait(driver, timeout, what, script, condition, describe=lambda value: value):
+    """Run `script` every 50 ms until condition(its value) holds (at most `timeout` s); return
+    that value, or fail naming `what` and describe(the last value)."""
+    last = {}
+
+    def check(d):
+        last["value"] = d.execute_script(script)
+        return condition(last["value"])
+
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.05).until(check)
+        return last["value"]
+    except TimeoutException:
+        raise StepFailed(f"timed out after {timeout} s waiting for {what}; saw "
+                         f"{describe(last.get('value'))}") from None
+
+
+def subscriber_token(key, channels, expires_in):
+    """An HS256 JWT as an application would sign it for Herald's private channels."""
+    def part(data):
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    signed = part({"alg": "HS256", "typ": "JWT"}) + "." + part(
+        {"channels": channels, "exp": int(time.time() + expires_in), "sub": "browser-test"})
+    mac = hmac.new(key.encode(), signed.encode(), hashlib.sha256).digest()
+    return signed + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+# A feed on a private channel whose token callback hands out window.tokens one by one.
+OPEN_PRIVATE_FEED = """
+const [channel, tokens] = arguments;
+window.tokens = tokens; window.tokenCalls = 0; window.notes = []; window.feedStates = [];
+window.privateFeed = Herald.subscribe(channel, { storage: null, events: ['note'],
+  onStatus: (status) => window.feedStates.push(status.state),
+  token: () => { window.tokenCalls++; return Promise.resolve(window.tokens.shift()); },
+  onEvent: (name, data, id) => window.notes.push([name, data, id]) });
+"""
+READ_PRIVATE_FEED = """
+const f = window.privateFeed;
+return { calls: window.tokenCalls, notes: window.notes, status: f ? f.status.state : '', states: window.feedStates };
+"""
+
+
+def tokens_case(args, hub):
+    """herald.js's token refresh on a stream whose token expires."""
+    channel = "private.browser"
+
+    def feed_wait(driver, timeout, what, condition):
+        return script_wait(driver, timeout, what, READ_PRIVATE_FEED, condition)
+
+    def refreshes(driver):
+        driver.get(args.url)
+        tokens = [subscriber_token(args.subscriber_key, [channel], 4),
+                  subscriber_token(args.subscriber_key, [channel], 300)]
+        driver.execute_script(OPEN_PRIVATE_FEED, channel, tokens)
+        feed_wait(driver, 10, "the private feed to be live", lambda f: f["status"] == "live")
+        first = hub.ctl("publish", channel, "before expiry", "--event", "note").strip()
+        feed_wait(driver, BOOKING_DEADLINE, f"note {first}", lambda f: len(f["notes"]) == 1)
+        # token-expired at 4 s, then a second token and a resumed stream.
+        feed_wait(driver, 12, "a second token after token-expired", lambda f: f["calls"] == 2 and f["status"] == "live")
+        second = hub.ctl("publish", channel, "after refresh", "--event", "note").strip()
+        feed = feed_wait(driver, BOOKING_DEADLINE, f"note {second}", lambda f: len(f["notes"]) >= 2)
+        if [n[2] for n in feed["notes"]] != [first, second]:
+            raise StepFailed(f"expected notes {first} and {second} once each, got {feed['notes']}")
+        # Straight from token-expired to a new stream: never through a failed reconnect (the
+        # expired token's 401), which is what EventSource alone would do.
+        if "reconnecting" in feed["states"]:
+            raise StepFailed(f"the feed went through a failed reconnect: states {feed['states']}")
+        driver.execute_script("window.privateFeed.close()")
+        return f"token callback called twice; notes {first} and {second} each once, the stream resumed after expiry"
+
+    return [("a stream whose token expires: the feed gets a fresh token and resumes", refreshes)]
+
+
 # Opens `count` EventSources on `channel` and records, per source, whether it has its init
 # and the data of each later event; read back with READ_SOURCES.
 OPEN_SOURCES = """
@@ -328,18 +408,8 @@ EXTRA_SOURCES = 12
 
 
 def sources_wait(driver, timeout, what, condition):
-    last = {}
-
-    def check(d):
-        last["sources"] = d.execute_script(READ_SOURCES)
-        return condition(last["sources"])
-
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(check)
-    except TimeoutException:
-        summary = [(s["state"], s["init"], len(s["data"])) for s in last.get("sources", [])]
-        raise StepFailed(f"timed out after {timeout} s waiting for {what}; (readyState, init, events) "
-                         f"per source: {summary}") from None
+    return script_wait(driver, timeout, what, READ_SOURCES, condition, lambda sources: [
+        (s["state"], s["init"], len(s["data"])) for s in sources or []])
 
 
 def https_case(args, hub):
@@ -440,6 +510,7 @@ def main():
     parser.add_argument("--https-url", help="a Herald with TLS and HTTP/2, e.g. https://127.0.0.1:PORT/")
     parser.add_argument("--https-run-dir", help="that Herald's run dir (admin.sock)")
     parser.add_argument("--trust-spki", help="base64 SHA-256 of the certificate's public key, trusted")
+    parser.add_argument("--subscriber-key", help="HERALD_SUBSCRIBER_KEY of the --url Herald (private.*)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -447,6 +518,8 @@ def main():
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     run_case("streaming", streaming_case(args, hub), args, counts)
     run_case("polling", polling_case(args, hub), args, counts)
+    if args.subscriber_key:
+        run_case("tokens", tokens_case(args, hub), args, counts)
     if args.https_url:
         run_case("https", https_case(args, Hub(args.https_run_dir, args.bin_dir)), args, counts)
     print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped", flush=True)

@@ -34,6 +34,9 @@ public enum PublishRules {
         if request.name == "init" {
             return "invalid event name: init is reserved for state snapshots (use state set)"
         }
+        if request.name == "token-expired" {
+            return "invalid event name: token-expired is reserved for streams whose subscriber token expired"
+        }
         if let key = request.key, let refusal = keyRefusal(key) { return refusal }
         if request.data.utf8.count > maxDataBytes {
             return "event data of \(request.data.utf8.count) bytes exceeds the limit of \(maxDataBytes)"

@@ -62,6 +62,12 @@ enum EventFormatter {
         return buffer
     }
 
+    /// The event that ends a stream whose subscriber token expired. Its data is never empty
+    /// (an event with empty data is not dispatched by EventSource): the token's `exp`.
+    static func tokenExpired(exp: Int64) -> ByteBuffer {
+        ByteBuffer(bytes: SSEEncoder.encode(try! SSEEvent(event: "token-expired", data: "{\"exp\":\(exp)}")))
+    }
+
     /// A heartbeat comment.
     static let ping: ByteBuffer = ByteBuffer(bytes: SSEEncoder.comment("ping"))
 

@@ -107,7 +107,7 @@ struct RequestHandler {
                 handOverPublish(connection, requests, batch: true)
             }
         case .stream(let channels, let resume):
-            handOver(connection, channels: channels, resume: resume, kind: .stream)
+            handOver(connection, channels: channels, resume: resume, kind: .stream, tokenExpiry: decision.tokenExpiry)
         case .poll(let channels, let resume):
             handOver(connection, channels: channels, resume: resume, kind: .poll)
         }
@@ -138,7 +138,10 @@ struct RequestHandler {
     }
 
     /// Gives a stream or long poll to the event loops.
-    private func handOver(_ connection: FastCGIConnection, channels: [String], resume: String?, kind: Subscriber.Kind) {
+    private func handOver(
+        _ connection: FastCGIConnection, channels: [String], resume: String?, kind: Subscriber.Kind,
+        tokenExpiry: TokenExpiry? = nil
+    ) {
         // Read STDIN to its end so libfcgi's buffer holds nothing the event loop would miss.
         switch connection.readBody(limit: Self.maxStreamRequestBody) {
         case .complete: break
@@ -153,7 +156,8 @@ struct RequestHandler {
         guard fd >= 0 else { return }
         // A garbage id is treated as absent: the client gets a fresh init, never an error.
         let resumeID = resume.flatMap { EventID(parsing: $0) }
-        core.openStream(fd: fd, requestID: requestID, channels: channels, resume: resumeID, kind: kind)
+        core.openStream(
+            fd: fd, requestID: requestID, channels: channels, resume: resumeID, kind: kind, tokenExpiry: tokenExpiry)
     }
 
     /// Gives checked events to the publish relay, which answers once the hub does; answers

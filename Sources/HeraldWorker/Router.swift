@@ -48,6 +48,8 @@ enum Route: Sendable, Equatable {
 struct RoutingDecision: Sendable, Equatable {
     var route: Route
     var token: TokenDecision = .notNeeded
+    /// When the granted subscriber token expires: a stream opened with it ends then.
+    var tokenExpiry: TokenExpiry? = nil
 }
 
 /// Maps request heads to routes.
@@ -144,7 +146,7 @@ struct Router: Sendable {
                 return RoutingDecision(route: .reject(.text(400, error.description)))
             }
         }
-        let token = subscriberTokens.authorize(channels: channels, token: Self.subscriberToken(head), now: now)
+        let (token, expires) = subscriberTokens.check(channels: channels, token: Self.subscriberToken(head), now: now)
         if case .refused(let refusal, _) = token {
             // RFC 6750 §3.1: no error code when no token was sent at all.
             let challenge: String
@@ -155,7 +157,7 @@ struct Router: Sendable {
         }
         // EventSource cannot set headers on its first connection, so the query may carry the id.
         let resume = head.lastEventID ?? head.queryValues("lastEventId").first
-        return RoutingDecision(route: .stream(channels: channels, resume: resume), token: token)
+        return RoutingDecision(route: .stream(channels: channels, resume: resume), token: token, tokenExpiry: expires)
     }
 
     /// A subscriber token: `Authorization: Bearer <jwt>`, else the `token` query parameter

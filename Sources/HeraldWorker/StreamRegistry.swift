@@ -266,6 +266,31 @@ final class StreamRegistry {
         return EventLoopFuture.andAllComplete(closes, on: eventLoop)
     }
 
+    /// Ends stream `id` when its subscriber token expires: `event: token-expired` (data
+    /// `{"exp":…}`), then the end of the FastCGI response. The client fetches a fresh token and
+    /// resumes after its last event id (herald.js's `token` option); EventSource by itself
+    /// would reconnect with the expired token and give up on the `401`.
+    func endAtExpiry(_ id: UInt64, _ expiry: TokenExpiry) {
+        guard let subscriber = streams[id] else { return }
+        let registry = NIOLoopBound(self, eventLoop: eventLoop)
+        subscriber.timeout = eventLoop.scheduleTask(in: .nanoseconds(expiry.remainingNanoseconds)) {
+            guard let subscriber = registry.value.streams[id] else { return }
+            registry.value.expire(subscriber, exp: expiry.exp)
+        }
+    }
+
+    private func expire(_ subscriber: Subscriber, exp: Int64) {
+        remove(subscriber.id)  // first: ending the request completes writes at once and would re-enter
+        logger.info(
+            "stream ended: subscriber token expired",
+            metadata: ["stream.id": "\(subscriber.id)", "stream.channels": "\(subscriber.channels.joined(separator: ","))"])
+        var bytes = FastCGIRecords.stdout(requestID: subscriber.requestID, content: EventFormatter.tokenExpired(exp: exp))
+        var end = FastCGIRecords.end(requestID: subscriber.requestID)
+        bytes.writeBuffer(&end)
+        let channel = subscriber.channel
+        channel.writeAndFlush(bytes).whenComplete { _ in channel.close(promise: nil) }
+    }
+
     /// Stops the heartbeat (on shutdown).
     func stopHeartbeat() {
         heartbeat?.cancel()

@@ -117,6 +117,24 @@ public struct SubscriberTokens: Sendable {
     /// Decides whether a subscription to `channels` may go ahead with `token` (from the
     /// `Authorization: Bearer` header or the `token` query parameter; nil or empty if none).
     func authorize(channels: [String], token: String?, now: Date) -> TokenDecision {
+        check(channels: channels, token: token, now: now).decision
+    }
+
+    /// As ``authorize(channels:token:now:)``, with the token's expiry when it was granted: a
+    /// stream opened with it ends then (`event: token-expired`).
+    func check(channels: [String], token: String?, now: Date) -> (decision: TokenDecision, expires: TokenExpiry?) {
+        var expires: Date?
+        let decision = decide(channels: channels, token: token, now: now, expires: &expires)
+        guard case .granted = decision, let expires else { return (decision, nil) }
+        return (
+            decision,
+            TokenExpiry(
+                exp: Int64(expires.timeIntervalSince1970.rounded(.down)),
+                remainingNanoseconds: Int64(max(0, expires.timeIntervalSince(now)) * 1e9))
+        )
+    }
+
+    private func decide(channels: [String], token: String?, now: Date, expires: inout Date?) -> TokenDecision {
         let privateOnes = channels.filter(isPrivate)
         guard let firstPrivate = privateOnes.first else { return .notNeeded }
         guard let token, !token.isEmpty else { return .refused(.missing(channel: firstPrivate), subject: nil) }
@@ -145,6 +163,7 @@ public struct SubscriberTokens: Sendable {
         // From here on the claims are ours: the subject may be logged.
         let subject = claims.sub.map { Self.loggable($0.value) }
         guard let expiry = claims.exp else { return .refused(.missingExpiry, subject: subject) }
+        expires = expiry.value
         do {
             try expiry.verifyNotExpired(currentDate: now)
         } catch {
@@ -181,6 +200,13 @@ struct SubscriberClaims: JWTPayload {
 }
 
 /// The outcome of looking at a subscription's token.
+/// When a granted subscriber token expires: its `exp` (seconds since 1970), and how long
+/// that was from the check.
+struct TokenExpiry: Sendable, Equatable {
+    var exp: Int64
+    var remainingNanoseconds: Int64
+}
+
 enum TokenDecision: Sendable, Equatable {
     /// No private channel was asked for: no token needed, any token is ignored.
     case notNeeded

@@ -27,8 +27,12 @@ public final class WorkerCore: Sendable {
     /// Takes over a connected FastCGI socket whose request asked for a stream (or a long poll):
     /// writes a stream's headers and `retry` at once, registers it, and asks the hub where it
     /// starts. Called on a libfcgi thread; from here on the socket belongs to the event loop.
-    func openStream(fd: Int32, requestID: UInt16, channels: [String], resume: EventID?, kind: Subscriber.Kind = .stream)
-    {
+    /// Takes over a request's socket as a stream or poll on `channels`; a stream opened with a
+    /// subscriber token ends at `tokenExpiry`.
+    func openStream(
+        fd: Int32, requestID: UInt16, channels: [String], resume: EventID?, kind: Subscriber.Kind = .stream,
+        tokenExpiry: TokenExpiry? = nil
+    ) {
         let (id, index) = streams.reserve()
         let registry = streams.registries[index]
         let prologue = FastCGIRecords.stdout(
@@ -62,6 +66,7 @@ public final class WorkerCore: Sendable {
                     } else {
                         registry.value.add(subscriber)
                         channel.writeAndFlush(prologue, promise: nil)
+                        if let tokenExpiry { registry.value.endAtExpiry(subscriber.id, tokenExpiry) }
                     }
                     link.subscribe(registry: index, stream: id, channels: channels, resume: resume)
                 case .failure(let error):

@@ -307,10 +307,14 @@ struct SubscriberTokenRouteTests {
         let router = router(try await tokens())
         let token = try await sign(Claims(channels: ["private.a"], sub: "carol"))
         let viaQuery = router.decide(get("/stream/private.a", query: "token=\(token)&lastEventId=e-1"))
-        #expect(
-            viaQuery
-                == RoutingDecision(
-                    route: .stream(channels: ["private.a"], resume: "e-1"), token: .granted(subject: "carol")))
+        #expect(viaQuery.route == .stream(channels: ["private.a"], resume: "e-1"))
+        #expect(viaQuery.token == .granted(subject: "carol"))
+        // The stream is to end when the token does (its exp, an hour from signing).
+        let expiry = try #require(viaQuery.tokenExpiry)
+        #expect(abs(Double(expiry.exp) - Date().addingTimeInterval(3600).timeIntervalSince1970) < 5)
+        #expect(abs(Double(expiry.remainingNanoseconds) / 1e9 - 3600) < 5)
+        // No private channel, no token check: no expiry either.
+        #expect(router.decide(get("/stream/rooms", query: "token=\(token)")).tokenExpiry == nil)
         #expect(
             router.route(get("/stream/private.a", authorization: "Bearer \(token)"))
                 == .stream(channels: ["private.a"], resume: nil))

@@ -16,13 +16,16 @@
  * (30000); or 'sse', 'poll'); retryMs (2000) first reconnect delay, doubled per failure up
  * to maxRetryMs (30000), jittered x0.5-1.5; storage (sessionStorage, or null) keeps the
  * last id and state, so a reload shows the state at once and resumes; events ([]) more
- * SSE event names to receive.
+ * SSE event names to receive; token (null) for private channels: a function returning a
+ * subscriber token (or a promise of one), called before every connection; when a stream
+ * ends with `token-expired` a fresh token resumes after the last id at once (EventSource
+ * alone would reconnect with the expired token and give up on its 401).
  */
 (function (global) {
 'use strict';
 
 const DEFAULTS = { base: '', transport: 'auto', maxFailures: 3, probeMs: 30000, retryMs: 2000,
-  maxRetryMs: 30000, storage: null, events: [], onState() {}, onEvent() {}, onStatus() {} };
+  maxRetryMs: 30000, storage: null, events: [], token: null, onState() {}, onEvent() {}, onStatus() {} };
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 const jitter = (ms) => Math.round(ms * (0.5 + Math.random()));
 const parse = (text) => { try { return JSON.parse(text); } catch (e) { return text; } };
@@ -65,8 +68,10 @@ class Feed {
   }
 
   url(kind, id) {
-    const path = this.o.base + '/' + kind + '/' + encodeURIComponent(this.channel);
-    return id ? path + '?lastEventId=' + encodeURIComponent(id) : path;
+    const q = [];
+    if (id) q.push('lastEventId=' + encodeURIComponent(id));
+    if (this.token) q.push('token=' + encodeURIComponent(this.token));
+    return this.o.base + '/' + kind + '/' + encodeURIComponent(this.channel) + (q.length ? '?' + q.join('&') : '');
   }
 
   setStatus(state, retryIn) {
@@ -102,10 +107,14 @@ class Feed {
     this.o.onState(this.state, { type: 'restore', id: kept.id });
   }
 
-  connect() {
+  async connect() {
     if (this.closed) return;
     clearTimeout(this.retryTimer);
     if (!this.connects) this.setStatus('connecting');
+    if (this.o.token) {
+      try { this.token = await this.o.token(); } catch (e) { this.failures++; return this.retry(); }
+      if (this.closed) return;
+    }
     if (this.mode === 'poll') this.poll();
     else this.es = this.stream(false);
   }
@@ -136,6 +145,10 @@ class Feed {
       if (es === this.es) { this.failures = 0; this.handle(e.type, e.data, e.lastEventId); }
     };
     for (const name of ['init', 'delta', 'message'].concat(this.o.events)) es.addEventListener(name, onMessage);
+    es.addEventListener('token-expired', () => { // a fresh token, resuming after the last id
+      es.close();
+      if (es === this.es && !this.closed) { this.es = null; this.connect(); }
+    });
     es.onopen = () => { if (!probe) this.up(from); };
     es.onerror = () => {
       clearTimeout(silent);
