@@ -53,6 +53,10 @@ public enum PrometheusExposition {
             metrics.counter(
                 "worker", "slow_clients_dropped", "Streams closed because the client fell behind",
                 worker.slowClientsDropped, labels)
+            metrics.counter(
+                "worker", "slow_clients_caught_up",
+                "Streams that fell behind on state changes and were caught up with a fresh init on the same connection",
+                worker.slowClientsCaughtUp, labels)
             metrics.gauge(
                 "worker", "hub_link_up", "1 if the worker's hub link is live", worker.hubLink == "live" ? 1 : 0, labels)
             metrics.gauge("worker", "uptime_seconds", "Seconds since the worker started", worker.uptimeSeconds, labels)

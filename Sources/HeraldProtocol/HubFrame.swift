@@ -118,6 +118,10 @@ public enum HubFrame: Sendable, Equatable {
     case subscribed(request: UInt64, sequence: UInt64, replay: [HubEvent], snapshots: [ChannelSnapshot])
     /// Hub → worker: one event, in sequence order.
     case event(HubEvent)
+    /// Hub → worker: one event that changed its channel's state (a merge patch or a
+    /// replacement), in sequence order with the others: a stream that fell behind on such
+    /// events alone can be caught up with a fresh `init`.
+    case stateEvent(HubEvent)
     /// Worker → hub: publish on behalf of an HTTP client: one event, or a batch that is
     /// published whole (consecutive sequence numbers) or not at all.
     case publish(request: UInt64, [PublishRequest])

@@ -27,7 +27,7 @@ public enum HubFrameError: Error, Equatable, CustomStringConvertible {
 extension HubFrame {
     enum Kind: UInt8 {
         case hello = 1, welcome, subscribe, subscribed, event, publish, published, statsRequest, statsReply, failure
-        case drain, hubStatsRequest, hubStatsReply, presenceRequest, presenceReply
+        case drain, hubStatsRequest, hubStatsReply, presenceRequest, presenceReply, stateEvent
     }
 
     /// Appends the whole frame, length prefix included.
@@ -66,6 +66,9 @@ extension HubFrame {
             }
         case .event(let event):
             buffer.writeInteger(Kind.event.rawValue)
+            buffer.writeHubEvent(event)
+        case .stateEvent(let event):
+            buffer.writeInteger(Kind.stateEvent.rawValue)
             buffer.writeHubEvent(event)
         case .publish(let request, let events):
             buffer.writeInteger(Kind.publish.rawValue)
@@ -171,6 +174,8 @@ extension HubFrame {
             frame = .subscribed(request: request, sequence: sequence, replay: replay, snapshots: snapshots)
         case .event:
             frame = .event(try reader.event())
+        case .stateEvent:
+            frame = .stateEvent(try reader.event())
         case .publish:
             let request: UInt64 = try reader.integer()
             let count = try reader.count()

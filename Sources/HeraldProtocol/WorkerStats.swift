@@ -22,6 +22,8 @@ public struct WorkerStats: Codable, Sendable, Equatable {
     public var bytesSent: UInt64
     /// Streams closed because the client fell too far behind.
     public var slowClientsDropped: UInt64
+    /// Streams that fell behind on state changes only and were caught up with a fresh `init`.
+    public var slowClientsCaughtUp: UInt64 = 0
     /// The hub link's state: `connecting`, `live` or `backing-off`.
     public var hubLink: String
 

@@ -18,6 +18,9 @@ struct FormattedEvent: Sendable {
     let single: ByteBuffer
     /// `single` framed as FCGI_STDOUT for request id 1, the id nginx always uses.
     let singleRecord: ByteBuffer
+    /// Whether the event changed its channel's state (a merge patch or a replacement, the
+    /// hub's `stateEvent`): a fresh `init` later makes up for it, as for no plain event.
+    var changesState = false
 
     /// SSE text for a stream on several channels (`event: <channel>:delta`). Made on demand:
     /// most events have no multi-channel listener, so it is not formatted up front.

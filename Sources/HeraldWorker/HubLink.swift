@@ -201,10 +201,12 @@ final class HubLink: Sendable {
             for (request, pending) in state.subscribes.sorted(by: { $0.key < $1.key }) {
                 send(subscribeFrame(request, pending))
             }
-        case .event(let event):
+        case .event(let event), .stateEvent(let event):
             guard let epoch = state.epoch else { return }
             state.lastSequence = max(state.lastSequence, event.sequence)
-            batch.append(EventFormatter.format(event, epoch: epoch))
+            var formatted = EventFormatter.format(event, epoch: epoch)
+            if case .stateEvent = frame { formatted.changesState = true }
+            batch.append(formatted)
         case .subscribed(let request, let sequence, let replay, let snapshots):
             guard let pending = state.subscribes.removeValue(forKey: request), let epoch = state.epoch else { return }
             // Events before this answer are part of it: hand them over first, then the answer.

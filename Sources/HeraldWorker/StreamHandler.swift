@@ -20,6 +20,11 @@ final class StreamHandler: ChannelInboundHandler {
         // FCGI_ABORT_REQUEST) are ignored: the close that follows is what ends the stream.
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { registry.drained(id) }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         registry.remove(id)
         context.fireChannelInactive()

@@ -30,6 +30,9 @@ final class Subscriber {
     var timeout: Scheduled<Void>?
     /// Written to during the current delivery and not flushed yet.
     var flushPending = false
+    /// Fell behind on state changes only: events are skipped until the socket drains, then a
+    /// fresh `init` of every channel catches it up on the same connection.
+    var catchingUp = false
 
     init(id: UInt64, channel: Channel, requestID: UInt16, channels: [String], kind: Kind) {
         self.id = id
@@ -51,6 +54,10 @@ final class StreamRegistry {
     private(set) var eventsSent: UInt64 = 0
     private(set) var bytesSent: UInt64 = 0
     private(set) var slowClientsDropped: UInt64 = 0
+    private(set) var slowClientsCaughtUp: UInt64 = 0
+    /// Asks the hub for a fresh start of a stream (its channels' inits): set by WorkerCore,
+    /// which owns the hub link.
+    var restart: ((_ stream: UInt64, _ channels: [String]) -> Void)?
 
     init(eventLoop: EventLoop, logger: Logger, maxQueuedBytes: Int, corsOrigin: String) {
         self.eventLoop = eventLoop
@@ -154,6 +161,10 @@ final class StreamRegistry {
                         PollEntry(event: event, multiChannel: subscriber.multiChannel))
                     continue
                 }
+                if subscriber.catchingUp || !subscriber.channel.isWritable {
+                    fellBehind(subscriber, on: event)
+                    continue
+                }
                 let bytes: ByteBuffer
                 if subscriber.multiChannel, subscriber.requestID == 1 {
                     if multiRecord == nil { multiRecord = event.multiRecord }
@@ -174,20 +185,52 @@ final class StreamRegistry {
         for (subscriber, entries) in polls.values { answerPoll(subscriber, entries: entries, epoch: nil) }
     }
 
+    /// A stream past its queued-bytes bound, `event` not written. A state change (a merge
+    /// patch or a replacement) can be made up for by a fresh `init` once the socket drains,
+    /// so the stream skips events until then; a plain event cannot, so the stream is closed
+    /// (the client resumes from history), also while it is catching up.
+    private func fellBehind(_ subscriber: Subscriber, on event: FormattedEvent) {
+        guard event.changesState, restart != nil else {
+            drop(subscriber)
+            return
+        }
+        guard !subscriber.catchingUp else { return }
+        subscriber.catchingUp = true
+        slowClientsCaughtUp += 1
+        logSlow(subscriber, "slow client: skipping state changes until its socket drains, then a fresh init")
+    }
+
+    private func logSlow(_ subscriber: Subscriber, _ message: Logger.Message) {
+        logger.notice(
+            message,
+            metadata: [
+                "stream.id": "\(subscriber.id)", "stream.channels": "\(subscriber.channels.joined(separator: ","))",
+                "stream.limit": "\(maxQueuedBytes)",
+            ])
+    }
+
+    /// The stream's socket took what was queued (below half the bound again): a catching-up
+    /// stream asks the hub for its channels' states and goes on from there.
+    func drained(_ id: UInt64) {
+        guard let subscriber = streams[id], subscriber.catchingUp, subscriber.channel.isWritable else { return }
+        subscriber.catchingUp = false
+        subscriber.awaitingStart = true
+        restart?(id, subscriber.channels)
+    }
+
+    private func drop(_ subscriber: Subscriber) {
+        slowClientsDropped += 1
+        logSlow(subscriber, "dropping slow client: more than the queued-bytes limit is waiting to be written")
+        remove(subscriber.id)
+        subscriber.channel.close(promise: nil)
+    }
+
     /// Writes `bytes` unless the stream is too far behind, in which case it is closed.
     @discardableResult
     private func write(_ bytes: ByteBuffer, to subscriber: Subscriber) -> Bool {
         guard subscriber.channel.isWritable else {
             // Past the high-water mark: more than maxQueuedBytes wait for this client.
-            slowClientsDropped += 1
-            logger.notice(
-                "dropping slow client: more than the queued-bytes limit is waiting to be written",
-                metadata: [
-                    "stream.id": "\(subscriber.id)", "stream.channels": "\(subscriber.channels.joined(separator: ","))",
-                    "stream.limit": "\(maxQueuedBytes)",
-                ])
-            remove(subscriber.id)
-            subscriber.channel.close(promise: nil)
+            drop(subscriber)
             return false
         }
         eventsSent += 1
@@ -233,7 +276,10 @@ final class StreamRegistry {
 
     private func sendHeartbeat() {
         var records: [UInt16: ByteBuffer] = [:]
-        for subscriber in Array(streams.values) where subscriber.kind == .stream {
+        // A stream with a full queue has bytes on their way: a ping would add nothing, and the
+        // events decide whether it is caught up or dropped.
+        for subscriber in Array(streams.values)
+        where subscriber.kind == .stream && !subscriber.catchingUp && subscriber.channel.isWritable {
             let record =
                 records[subscriber.requestID]
                 ?? FastCGIRecords.stdout(requestID: subscriber.requestID, content: EventFormatter.ping)

@@ -74,7 +74,8 @@ final class StreamSet: Sendable {
                 return StreamFigures(
                     streams: value.count, byChannel: value.countsByChannel, pollsWaiting: value.pollsWaiting,
                     eventsSent: value.eventsSent,
-                    bytesSent: value.bytesSent, slowClientsDropped: value.slowClientsDropped)
+                    bytesSent: value.bytesSent, slowClientsDropped: value.slowClientsDropped,
+                    slowClientsCaughtUp: value.slowClientsCaughtUp)
             }
         }
         let configuration = self.configuration
@@ -91,6 +92,7 @@ final class StreamSet: Sendable {
                 stats.eventsSent += part.eventsSent
                 stats.bytesSent += part.bytesSent
                 stats.slowClientsDropped += part.slowClientsDropped
+                stats.slowClientsCaughtUp += part.slowClientsCaughtUp
             }
             return stats
         }
@@ -115,4 +117,5 @@ struct StreamFigures: Sendable {
     var eventsSent: UInt64
     var bytesSent: UInt64
     var slowClientsDropped: UInt64
+    var slowClientsCaughtUp: UInt64
 }

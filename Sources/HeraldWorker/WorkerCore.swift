@@ -22,6 +22,15 @@ public final class WorkerCore: Sendable {
         streams = StreamSet(configuration: configuration, logger: logger)
         link = HubLink(configuration: configuration, logger: logger, streams: streams)
         publishes = PublishRelay(link: link, configuration: configuration, logger: logger)
+        // A slow stream catching up on state asks the hub for a fresh start.
+        for (index, registry) in streams.registries.enumerated() {
+            let link = self.link
+            registry.eventLoop.execute {
+                registry.value.restart = { stream, channels in
+                    link.subscribe(registry: index, stream: stream, channels: channels, resume: nil)
+                }
+            }
+        }
     }
 
     /// Takes over a connected FastCGI socket whose request asked for a stream (or a long poll):

@@ -97,6 +97,21 @@ func outcome<T>(_ future: EventLoopFuture<T>) -> T? {
 
 @Suite("Hub commit path")
 struct HubCommitTests {
+    @Test("events that change state go to workers as stateEvent frames, plain events as event frames")
+    func stateChangesAreMarked() throws {
+        let hub = try CoreHarness()
+        let worker = try hub.worker("w1")
+        _ = hub.core.publish(PublishRequest(channel: "c", data: "{\"a\":1}", merge: true))
+        _ = hub.publish("plain")
+        _ = hub.core.setState(channel: "c", json: "{\"a\":null}")
+        #expect(
+            try hub.frames(worker) == [
+                .stateEvent(HubEvent(sequence: 1, channel: "c", name: "delta", data: "{\"a\":1}")),
+                .event(HubEvent(sequence: 2, channel: "c", name: "delta", data: "plain")),
+                .stateEvent(HubEvent(sequence: 3, channel: "c", name: "init", data: "{\"a\":null}")),
+            ])
+    }
+
     @Test("a publish becomes event frames on two workers and a tail line at once, and is acknowledged after the sync")
     func visibleBeforeAcknowledged() throws {
         let hub = try CoreHarness()

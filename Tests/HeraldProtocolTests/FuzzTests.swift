@@ -155,7 +155,7 @@ private struct Fuzz {
     }
 
     mutating func hubFrame() -> HubFrame {
-        switch int(0...14) {
+        switch int(0...15) {
         case 0:
             return .hello(
                 version: UInt16(int(0...0xFFFF)), workerID: text(0...8), epoch: text(0...10), lastSequence: uint64())
@@ -187,6 +187,7 @@ private struct Fuzz {
                 jitterMilliseconds: UInt32(truncatingIfNeeded: uint64()))
         case 12: return .presenceRequest(request: uint64(), channel: text(0...6))
         case 13: return .presenceReply(request: uint64(), json: text(0...20))
+        case 14: return .stateEvent(hubEvent())
         default: return .failure(message: text(0...20))
         }
     }

@@ -186,6 +186,7 @@ struct HubFrameCodecTests {
         .hubStatsRequest(request: 9),
         .hubStatsReply(request: 9, json: "{\"streams\":0}"),
         .presenceRequest(request: 10, channel: "rooms"),
+        .stateEvent(HubEvent(sequence: 11, channel: "rooms", name: "delta", data: "{\"a\":1}")),
         .presenceReply(request: 10, json: "{\"channel\":\"rooms\",\"subscribers\":2}"),
         .welcome(epoch: "", sequence: .max, resnapshot: true),
         .subscribe(request: 1, channels: ["news", "sport", "a.b-c_d"], resumeAfter: 17),
@@ -350,7 +351,7 @@ struct HubFrameCodecTests {
     static let malformed: [(String, [UInt8], HubFrameError)] = [
         ("an empty body", frame([]), .truncated(type: 0)),
         ("type 0", frame([0]), .unknownType(0)),
-        ("type 16", frame([16] + be(1, 8)), .unknownType(16)),
+        ("type 17", frame([17] + be(1, 8)), .unknownType(17)),
         ("type 255", frame([255]), .unknownType(255)),
         ("a hello with a one-byte version", frame([1, 0]), .truncated(type: 1)),
         ("a welcome whose string is longer than the frame", frame([2] + be(5, 4) + [0x61, 0x62]), .truncated(type: 2)),

@@ -211,14 +211,14 @@ final class HubCore {
     /// whose events are visible and as durable as the log promises.
     private func release() {
         let visibleLimit = log.visibleThrough
-        var events: [HubEvent] = []
+        var records: [JournalRecord] = []
         while let next = written.first, next.record.event.sequence <= visibleLimit {
             written.removeFirst()
             state.makeVisible(next.record, stateText: next.stateText)
             visibleSequence = next.record.event.sequence
-            events.append(next.record.event)
+            records.append(next.record)
         }
-        deliver(events)
+        deliver(records)
         let acknowledgeLimit = min(visibleSequence, log.durableThrough)
         while let next = acknowledgements.first, next.through <= acknowledgeLimit {
             acknowledgements.removeFirst()
@@ -235,11 +235,14 @@ final class HubCore {
     /// Writes `events` (in order, just made visible) to every worker and to the tail followers
     /// of their channels: the only place that does. A peer that stopped reading (its output
     /// over the high-water mark) is dropped and logged; a worker reconnects and catches up.
-    private func deliver(_ events: [HubEvent]) {
-        guard !events.isEmpty else { return }
+    private func deliver(_ records: [JournalRecord]) {
+        guard !records.isEmpty else { return }
         if !workers.isEmpty {
             var batch = ByteBufferAllocator().buffer(capacity: 256)
-            for event in events { HubFrame.event(event).encode(into: &batch) }
+            for record in records {
+                let frame = record.kind == .message ? HubFrame.event(record.event) : .stateEvent(record.event)
+                frame.encode(into: &batch)
+            }
             for session in workers.values {
                 guard session.channel.isWritable else {
                     logger.warning(
@@ -254,7 +257,7 @@ final class HubCore {
         }
         guard !tails.isEmpty else { return }
         // Each event's line is made once, whatever the number of followers.
-        let eventLines = events.map { (channel: $0.channel, line: tailLine($0) + "\n") }
+        let eventLines = records.map { (channel: $0.event.channel, line: tailLine($0.event) + "\n") }
         for (key, follower) in tails {
             var lines = ByteBufferAllocator().buffer(capacity: 256)
             for event in eventLines where follower.channelName == nil || follower.channelName == event.channel {

@@ -73,8 +73,8 @@ final class WorkerLinkHandler: ChannelInboundHandler {
                 HubFrame.presenceReply(request: request, json: WorkerStatsJSON.encode(presence)).encode(into: &buffer)
                 link.writeAndFlush(buffer, promise: nil)
             }
-        case .hello, .welcome, .subscribed, .event, .published, .statsRequest, .failure, .drain, .hubStatsReply,
-            .presenceReply:
+        case .hello, .welcome, .subscribed, .event, .stateEvent, .published, .statsRequest, .failure, .drain,
+            .hubStatsReply, .presenceReply:
             refuse(context: context, "unexpected frame from a worker: \(frame.kindName)")
         }
     }
@@ -114,6 +114,7 @@ extension HubFrame {
         case .subscribe: "subscribe"
         case .subscribed: "subscribed"
         case .event: "event"
+        case .stateEvent: "stateEvent"
         case .publish: "publish"
         case .published: "published"
         case .statsRequest: "statsRequest"
