@@ -29,6 +29,9 @@ public struct PublishRequest: Sendable, Equatable {
     public var data: String
     /// When true, `data` is a JSON merge patch (RFC 7386) applied to the channel's state.
     public var merge: Bool
+    /// When true, `data` is the channel's new state (`PUT /state/<channel>`, `state set`): it
+    /// reaches clients as the merge patch from the old state, or as `init`; `name` is unused.
+    public var replace: Bool = false
     /// The publisher's idempotency key (`Idempotency-Key`, a batch line's `key`): a publish
     /// with a key the hub remembers is not published again; it is answered with the first
     /// event's id, marked as a repeat.

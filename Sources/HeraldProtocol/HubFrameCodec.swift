@@ -78,8 +78,9 @@ extension HubFrame {
                 buffer.writeLengthPrefixedString(publish.channel)
                 buffer.writeLengthPrefixedString(publish.name)
                 buffer.writeLengthPrefixedString(publish.data)
-                // Bit 0: a merge patch; bit 1: an idempotency key follows.
-                buffer.writeInteger(UInt8(publish.merge ? 1 : 0) | UInt8(publish.key == nil ? 0 : 2))
+                // Bit 0: a merge patch; bit 1: an idempotency key follows; bit 2: a state replacement.
+                buffer.writeInteger(
+                    UInt8(publish.merge ? 1 : 0) | UInt8(publish.key == nil ? 0 : 2) | UInt8(publish.replace ? 4 : 0))
                 if let key = publish.key { buffer.writeLengthPrefixedString(key) }
             }
         case .published(let request, let result):
@@ -185,9 +186,12 @@ extension HubFrame {
                 let name = try reader.string()
                 let data = try reader.string()
                 let flags: UInt8 = try reader.integer()
-                guard flags <= 3 else { throw .invalidFlag(type: rawType, value: flags) }
+                // A replacement is never also a merge patch.
+                guard flags <= 7, flags & 5 != 5 else { throw .invalidFlag(type: rawType, value: flags) }
                 let key = flags & 2 != 0 ? try reader.string() : nil
-                events.append(PublishRequest(channel: channel, name: name, data: data, merge: flags & 1 != 0, key: key))
+                var request = PublishRequest(channel: channel, name: name, data: data, merge: flags & 1 != 0, key: key)
+                request.replace = flags & 4 != 0
+                events.append(request)
             }
             frame = .publish(request: request, events)
         case .published:

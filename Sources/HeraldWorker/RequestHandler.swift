@@ -63,7 +63,7 @@ struct RequestHandler {
             }
             let headers = ["Content-Type: \(PrometheusExposition.contentType)"]
             connection.respond(HTTPResponse(status: 200, headers: headers, body: text).cgi(corsOrigin: cors))
-        case .publish(let channel, let event, let merge, let key):
+        case .publish(let channel, let event, let merge, let key, let replace):
             let limit = core.configuration.maxBodyBytes
             let body: [UInt8]
             switch connection.readBody(limit: limit) {
@@ -77,7 +77,8 @@ struct RequestHandler {
                 connection.respond(HTTPResponse.text(400, "the body must be UTF-8 text").cgi(corsOrigin: cors))
                 return
             }
-            let request = PublishRequest(channel: channel, name: event, data: data, merge: merge, key: key)
+            var request = PublishRequest(channel: channel, name: event, data: data, merge: merge, key: key)
+            request.replace = replace
             if let refusal = PublishRules.refusal(for: request, maxDataBytes: limit) {
                 connection.respond(HTTPResponse.text(400, refusal).cgi(corsOrigin: cors))
                 return

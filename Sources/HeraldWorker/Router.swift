@@ -31,7 +31,8 @@ enum Route: Sendable, Equatable {
     /// A CORS preflight.
     case preflight
     /// An HTTP publish whose body is still to be read, with its idempotency key if it has one.
-    case publish(channel: String, event: String, merge: Bool, key: String?)
+    /// With `replace`, the body is the channel's new state (`PUT /state/<channel>`).
+    case publish(channel: String, event: String, merge: Bool, key: String?, replace: Bool = false)
     /// An NDJSON batch (`POST /publish`) whose body is still to be read.
     case publishBatch
     /// Who is subscribed to a channel, over every worker of the hub (`GET /channels/<channel>`).
@@ -106,6 +107,9 @@ struct Router: Sendable {
         }
         if path.hasPrefix("/channels/") {
             return presenceRoute(head)
+        }
+        if path.hasPrefix("/state/") {
+            return stateRoute(head)
         }
         if path == "/status" {
             guard head.method == "GET" else { return .reject(methodNotAllowed("GET, OPTIONS")) }
@@ -197,6 +201,31 @@ struct Router: Sendable {
         return .presence(channel: channel)
     }
 
+    /// `PUT /state/<channel>`: the body replaces the channel's state (the publish token).
+    private func stateRoute(_ head: RequestHead) -> Route {
+        if let refusal = publisherRefusal(head, method: "PUT") { return .reject(refusal) }
+        let channel = String(head.path.dropFirst("/state/".count))
+        if let refusal = singlePublishRefusal(head, channel: channel) { return .reject(refusal) }
+        return .publish(channel: channel, event: "delta", merge: false, key: head.idempotencyKey, replace: true)
+    }
+
+    /// The checks of one event's head (`/publish/<channel>`, `/state/<channel>`): the channel
+    /// name, the body's announced length, the idempotency key.
+    private func singlePublishRefusal(_ head: RequestHead, channel: String) -> HTTPResponse? {
+        do {
+            _ = try ChannelName(validating: channel)
+        } catch {
+            return .text(400, error.description)
+        }
+        if let length = head.contentLength, length > maxBodyBytes {
+            return .text(413, "body of \(length) bytes is too large (at most \(maxBodyBytes))")
+        }
+        if let key = head.idempotencyKey, let refusal = PublishRules.keyRefusal(key) {
+            return .text(400, refusal)
+        }
+        return nil
+    }
+
     private func publishRoute(_ head: RequestHead) -> Route {
         if let refusal = publisherRefusal(head, method: "POST") { return .reject(refusal) }
         if head.path == "/publish" || head.path == "/publish/" {
@@ -218,17 +247,7 @@ struct Router: Sendable {
             return .publishBatch
         }
         let channel = String(head.path.dropFirst("/publish/".count))
-        do {
-            _ = try ChannelName(validating: channel)
-        } catch {
-            return .reject(.text(400, error.description))
-        }
-        if let length = head.contentLength, length > maxBodyBytes {
-            return .reject(.text(413, "body of \(length) bytes is too large (at most \(maxBodyBytes))"))
-        }
-        if let key = head.idempotencyKey, let refusal = PublishRules.keyRefusal(key) {
-            return .reject(.text(400, refusal))
-        }
+        if let refusal = singlePublishRefusal(head, channel: channel) { return .reject(refusal) }
         let merge = head.queryValues("merge").first.map { $0 == "1" || $0 == "true" } ?? false
         return .publish(
             channel: channel, event: head.queryValues("event").first ?? "delta", merge: merge, key: head.idempotencyKey)

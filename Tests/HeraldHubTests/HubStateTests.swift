@@ -179,6 +179,26 @@ struct HubStateTests {
         #expect(next?.serialized == "{\"b\":[1,2],\"a\":2,\"c\":\"new\"}")
     }
 
+    @Test("a replacement in a publish (PUT /state) is the merge patch from the state so far in the batch")
+    func replacementInABatch() throws {
+        var state = hubState()
+        var first = PublishRequest(channel: "c", data: "{\"a\":1}")
+        first.replace = true
+        var second = PublishRequest(channel: "c", data: "{\"a\":2,\"b\":null}")
+        second.replace = true
+        var third = PublishRequest(channel: "c", data: "{\"a\":2}")
+        third.replace = true
+        let records = try #require(state.prepare([first, second, third]).success?.records)
+        #expect(records.map(\.0.kind) == [.merge, .set, .merge])
+        #expect(records.map(\.0.event.name) == ["delta", "init", "delta"])
+        #expect(records.map(\.0.event.data) == ["{\"a\":1}", "{\"a\":2,\"b\":null}", "{\"b\":null}"])
+        for (record, newState) in records { state.apply(record, newState: newState) }
+        #expect(state.channels["c"]?.state.serialized == "{\"a\":2}")
+        var bad = PublishRequest(channel: "c", data: "{")
+        bad.replace = true
+        #expect(state.prepare(bad).failure?.message.hasPrefix("the state must be a JSON document") == true)
+    }
+
     @Test(
         "a state replacement no merge patch can express (a null member, members reordered) is a set record named init",
         arguments: ["{\"b\":null}", "{\"a\":1,\"b\":{\"c\":null}}", "{\"b\":2,\"a\":1}"])

@@ -187,6 +187,7 @@ struct HubFrameCodecTests {
         .hubStatsReply(request: 9, json: "{\"streams\":0}"),
         .presenceRequest(request: 10, channel: "rooms"),
         .stateEvent(HubEvent(sequence: 11, channel: "rooms", name: "delta", data: "{\"a\":1}")),
+        .publish(request: 12, [{ var r = PublishRequest(channel: "rooms", data: "{\"a\":1}", key: "k"); r.replace = true; return r }()]),
         .presenceReply(request: 10, json: "{\"channel\":\"rooms\",\"subscribers\":2}"),
         .welcome(epoch: "", sequence: .max, resnapshot: true),
         .subscribe(request: 1, channels: ["news", "sport", "a.b-c_d"], resumeAfter: 17),

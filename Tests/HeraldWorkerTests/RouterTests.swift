@@ -409,30 +409,47 @@ struct RequestHeadTests {
     }
 }
 
-@Suite struct PresenceRouteTests {
-    static let token = "presence-test-token-0123"
+/// The publisher's API besides /publish: presence (`GET /channels/<channel>`) and state
+/// replacement (`PUT /state/<channel>`), both behind the publish token.
+@Suite struct PublisherRouteTests {
+    static let token = "publisher-route-token-0123"
+    static let bearer = "Bearer \(token)"
 
-    @Test func presenceNeedsThePublishTokenAndAValidName() {
-        let bearer = "Bearer \(Self.token)"
-        #expect(router(token: Self.token).route(head("GET", "/channels/rooms", authorization: bearer)) == .presence(channel: "rooms"))
+    /// (method, path prefix, the other method tried) of each route.
+    static let routes: [(String, String, String)] = [("GET", "/channels/", "POST"), ("PUT", "/state/", "POST")]
+
+    @Test(arguments: routes)
+    func needsThePublishTokenAndAValidName(_ method: String, _ prefix: String, _ otherMethod: String) {
+        let router = router(token: Self.token)
         #expect(
-            router().route(head("GET", "/channels/rooms", authorization: bearer))
+            HeraldWorkerTests.router().route(head(method, prefix + "rooms", authorization: Self.bearer))
                 == text(
                     403,
                     "HTTP publishing is disabled: start the worker with HERALD_PUBLISH_TOKEN set, or publish with heraldctl"))
         let unauthorized = text(
             401, "missing or wrong bearer token (send Authorization: Bearer <token>)",
             headers: ["WWW-Authenticate: Bearer"])
-        #expect(router(token: Self.token).route(head("GET", "/channels/rooms")) == unauthorized)
-        #expect(router(token: Self.token).route(head("GET", "/channels/rooms", authorization: "Bearer nope")) == unauthorized)
+        #expect(router.route(head(method, prefix + "rooms")) == unauthorized)
+        #expect(router.route(head(method, prefix + "rooms", authorization: "Bearer nope")) == unauthorized)
         #expect(
-            router(token: Self.token).route(head("POST", "/channels/rooms", authorization: bearer))
-                == methodNotAllowed("GET, OPTIONS"))
+            router.route(head(otherMethod, prefix + "rooms", authorization: Self.bearer))
+                == methodNotAllowed("\(method), OPTIONS"))
         #expect(
-            router(token: Self.token).route(head("GET", "/channels/a b", authorization: bearer))
+            router.route(head(method, prefix + "a b", authorization: Self.bearer))
                 == text(400, "invalid channel name: U+0020 is not allowed (\(channelRule))"))
         #expect(
-            router(token: Self.token).route(head("GET", "/channels/", authorization: bearer))
+            router.route(head(method, prefix, authorization: Self.bearer))
                 == text(400, "invalid channel name: empty (\(channelRule))"))
+    }
+
+    @Test func routesPresenceAndStateReplacement() {
+        let router = router(token: Self.token, maxBodyBytes: 10)
+        #expect(router.route(head("GET", "/channels/rooms", authorization: Self.bearer)) == .presence(channel: "rooms"))
+        #expect(
+            router.route(head("PUT", "/state/rooms", authorization: Self.bearer, idempotencyKey: "k-1"))
+                == .publish(channel: "rooms", event: "delta", merge: false, key: "k-1", replace: true))
+        #expect(
+            router.route(head("PUT", "/state/rooms", authorization: Self.bearer, contentLength: "11"))
+                == text(413, "body of 11 bytes is too large (at most 10)"))
     }
 }

@@ -193,6 +193,41 @@ extension LiveSuites {
             }
         }
 
+        @Test("PUT /state/<channel> with the publish token replaces the state; clients get the merge patch")
+        func putStateOverHTTP() async throws {
+            try await LiveStack.with(workers: 1) { stack in
+                let token = try #require(stack.publishToken)
+                let client = try await RecordingClient.open(port: stack.port, path: "/stream/board")
+                _ = try await client.waitFor("init") { !$0.isEmpty }
+                func put(_ body: String, key: String? = nil, auth: Bool = true) async throws -> HTTPResult {
+                    var headers: [(String, String)] = auth ? [("Authorization", "Bearer \(token)")] : []
+                    if let key { headers.append(("Idempotency-Key", key)) }
+                    return try await HTTPExchange.send(
+                        port: stack.port, method: .PUT, path: "/state/board", headers: headers, body: Array(body.utf8))
+                }
+                let first = try await put(#"{"a":1,"b":2}"#)
+                #expect(first.status == 200)
+                let firstID = first.body.trimmingCharacters(in: .whitespacesAndNewlines)
+                _ = try await client.waitFor(id: firstID)
+                let second = try await put(#"{"a":1,"b":3}"#, key: "put-1")
+                let secondID = second.body.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(
+                    try await client.waitFor(id: secondID).last
+                        == SSEMessage(type: "delta", data: #"{"b":3}"#, lastEventId: secondID))
+                // The same key again: answered with the first id, not replaced again.
+                let again = try await put(#"{"a":1,"b":3}"#, key: "put-1")
+                #expect(again.body.trimmingCharacters(in: .whitespacesAndNewlines) == secondID)
+                #expect(again.headers["idempotent-replayed"] == "true")
+                let admin = try await stack.admin()
+                #expect(try await admin.request(["state", "get", "board"]).lines == [#"{"a":1,"b":3}"#])
+                let bad = try await put("{not json")
+                #expect(bad.status == 400 && bad.body.contains("JSON"), "\(bad.status) \(bad.body)")
+                #expect(try await put("{}", auth: false).status == 401)
+                await client.close()
+                await admin.close()
+            }
+        }
+
         @Test("a long poll answers with the missed events, waits for the next one, or gives a fresh init")
         func longPoll() async throws {
             try await LiveStack.with(environment: ["HERALD_WORKER_ARGS": "--poll-timeout 2"]) { stack in

@@ -90,7 +90,16 @@ struct HubState {
             }
             var kind = RecordKind.message
             var newState: JSONValue?
-            if let patch {
+            var name = request.name
+            var data = request.data
+            if request.replace, let value = patch {
+                // A replacement: the merge patch from the state so far, where one can say it.
+                if let refusal = sizeRefusal(value) { return .failure(refusal.onLine(index + 1, of: requests.count)) }
+                let current = merged[request.channel] ?? channels[request.channel]?.state ?? .object(JSONObject())
+                (kind, name, data) = Self.replacement(of: current, by: value)
+                merged[request.channel] = value
+                newState = value
+            } else if let patch {
                 let current = merged[request.channel] ?? channels[request.channel]?.state ?? .object(JSONObject())
                 let state = current.merging(patch: patch)
                 if let refusal = sizeRefusal(state) { return .failure(refusal.onLine(index + 1, of: requests.count)) }
@@ -99,8 +108,7 @@ struct HubState {
                 newState = state
             }
             let event = HubEvent(
-                sequence: sequence + UInt64(prepared.count) + 1, channel: request.channel, name: request.name,
-                data: request.data)
+                sequence: sequence + UInt64(prepared.count) + 1, channel: request.channel, name: name, data: data)
             prepared.append(
                 (JournalRecord(kind: kind, event: event, key: request.key, acceptedAt: request.key == nil ? 0 : now), newState))
         }
@@ -119,13 +127,16 @@ struct HubState {
         case .success(let checked): value = checked
         }
         if let refusal = sizeRefusal(value) { return .failure(refusal) }
-        let current = channels[channel]?.state ?? .object(JSONObject())
-        if let patch = JSONValue.mergePatch(from: current, to: value) {
-            let event = HubEvent(sequence: sequence + 1, channel: channel, name: "delta", data: patch.serialized)
-            return .success(PreparedPublish(records: [(JournalRecord(kind: .merge, event: event), value)]))
-        }
-        let event = HubEvent(sequence: sequence + 1, channel: channel, name: "init", data: value.serialized)
-        return .success(PreparedPublish(records: [(JournalRecord(kind: .set, event: event), value)]))
+        let (kind, name, data) = Self.replacement(of: channels[channel]?.state ?? .object(JSONObject()), by: value)
+        let event = HubEvent(sequence: sequence + 1, channel: channel, name: name, data: data)
+        return .success(PreparedPublish(records: [(JournalRecord(kind: kind, event: event), value)]))
+    }
+
+    /// The record that replaces `current` by `value`: a merge named `delta` carrying the merge
+    /// patch between them, or where none can say it a set named `init` carrying `value`.
+    private static func replacement(of current: JSONValue, by value: JSONValue) -> (RecordKind, String, String) {
+        if let patch = JSONValue.mergePatch(from: current, to: value) { return (.merge, "delta", patch.serialized) }
+        return (.set, "init", value.serialized)
     }
 
     private func sizeRefusal(_ state: JSONValue) -> PublishRefusal? {
@@ -181,6 +192,9 @@ enum PublishCheck {
     static func publish(_ request: PublishRequest, maxEventBytes: Int) -> Result<JSONValue?, PublishRefusal> {
         if let refusal = PublishRules.refusal(for: request, maxDataBytes: maxEventBytes) {
             return .failure(PublishRefusal(refusal))
+        }
+        if request.replace {
+            return stateReplacement(channel: request.channel, json: request.data).map { $0 }
         }
         guard request.merge else { return .success(nil) }
         let patch: JSONValue
