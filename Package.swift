@@ -168,6 +168,8 @@ let package = Package(
             dependencies: [
                 "HeraldWorker", "HeraldProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
+                // The stream phase on EmbeddedChannel: exact bytes, no sockets.
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
