@@ -106,6 +106,19 @@ public struct ChannelSnapshot: Sendable, Equatable {
     }
 }
 
+/// How many open streams a channel has (on one worker, or over all of them).
+public struct ChannelCount: Sendable, Equatable {
+    /// The channel.
+    public var channel: String
+    /// Open streams on it.
+    public var subscribers: Int
+
+    public init(channel: String, subscribers: Int) {
+        self.channel = channel
+        self.subscribers = subscribers
+    }
+}
+
 /// Every frame of the hub link. Worker-to-hub and hub-to-worker frames share one numbering.
 public enum HubFrame: Sendable, Equatable {
     /// Worker → hub, first frame: who it is and the last sequence of `epoch` it delivered (0: none).
@@ -143,6 +156,10 @@ public enum HubFrame: Sendable, Equatable {
     case presenceRequest(request: UInt64, channel: String)
     /// Hub → worker: answer to `presenceRequest`, a `ChannelPresence` as JSON.
     case presenceReply(request: UInt64, json: String)
+    /// Worker → hub: this worker's open streams on each listed channel now (0: none left).
+    /// Sent for the channels that changed, and for every channel with streams once the link
+    /// is live, always before the subscriptions that follow it (presence, occupancy webhooks).
+    case occupancy([ChannelCount])
     /// Hub → worker: end every stream with `retry` of `retryMilliseconds` plus up to
     /// `jitterMilliseconds`, so clients reconnect spread out (to another worker).
     case drain(retryMilliseconds: UInt32, jitterMilliseconds: UInt32)
@@ -150,5 +167,5 @@ public enum HubFrame: Sendable, Equatable {
     case failure(message: String)
 
     /// The link protocol version a worker announces in `hello`.
-    public static let protocolVersion: UInt16 = 3
+    public static let protocolVersion: UInt16 = 4
 }

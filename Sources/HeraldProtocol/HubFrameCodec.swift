@@ -27,7 +27,7 @@ public enum HubFrameError: Error, Equatable, CustomStringConvertible {
 extension HubFrame {
     enum Kind: UInt8 {
         case hello = 1, welcome, subscribe, subscribed, event, publish, published, statsRequest, statsReply, failure
-        case drain, hubStatsRequest, hubStatsReply, presenceRequest, presenceReply, stateEvent
+        case drain, hubStatsRequest, hubStatsReply, presenceRequest, presenceReply, stateEvent, occupancy
     }
 
     /// Appends the whole frame, length prefix included.
@@ -133,6 +133,13 @@ extension HubFrame {
             buffer.writeInteger(Kind.presenceReply.rawValue)
             buffer.writeInteger(request)
             buffer.writeLengthPrefixedString(json)
+        case .occupancy(let counts):
+            buffer.writeInteger(Kind.occupancy.rawValue)
+            buffer.writeInteger(UInt32(counts.count))
+            for count in counts {
+                buffer.writeLengthPrefixedString(count.channel)
+                buffer.writeInteger(UInt32(clamping: max(0, count.subscribers)))
+            }
         case .drain(let retry, let jitter):
             buffer.writeInteger(Kind.drain.rawValue)
             buffer.writeInteger(retry)
@@ -227,6 +234,15 @@ extension HubFrame {
             frame = .presenceRequest(request: try reader.integer(), channel: try reader.string())
         case .presenceReply:
             frame = .presenceReply(request: try reader.integer(), json: try reader.string())
+        case .occupancy:
+            let count = try reader.count()
+            var counts: [ChannelCount] = []
+            for _ in 0..<count {
+                let channel = try reader.string()
+                let subscribers: UInt32 = try reader.integer()
+                counts.append(ChannelCount(channel: channel, subscribers: Int(subscribers)))
+            }
+            frame = .occupancy(counts)
         case .drain:
             frame = .drain(retryMilliseconds: try reader.integer(), jitterMilliseconds: try reader.integer())
         }

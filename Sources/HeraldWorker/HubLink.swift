@@ -59,6 +59,17 @@ final class HubLink: Sendable {
         self.streams = streams
         eventLoop = streams.linkLoop
         state = try! eventLoop.submit { [eventLoop] in NIOLoopBound(HubLinkState(loop: eventLoop), eventLoop: eventLoop) }.wait()
+        // Queued when a count changes: it runs before any subscription asked for after that
+        // change, so the hub counts a stream before it answers for it.
+        streams.occupancy.onChange { [self] in
+            eventLoop.execute { [self] in reportOccupancy(streams.occupancy.takeChanges()) }
+        }
+    }
+
+    /// Tells the hub how many streams this worker has on the channels in `counts`.
+    private func reportOccupancy(_ counts: [ChannelCount]) {
+        guard state.value.phase == .live, !counts.isEmpty else { return }
+        send(.occupancy(counts))
     }
 
     // MARK: Requests
@@ -191,6 +202,9 @@ final class HubLink: Sendable {
                 resubscribeAll(resume: epochChanged ? nil : resume)
             }
             // Otherwise the hub sends the missed events next, as ordinary event frames.
+            // The hub knows nothing of this worker's streams yet: all of them, before the
+            // subscriptions below.
+            reportOccupancy(streams.occupancy.takeAll())
             logger.info(
                 "hub link live",
                 metadata: [
@@ -233,7 +247,7 @@ final class HubLink: Sendable {
         case .failure(let message):
             logger.error("hub refused this worker", metadata: ["hub.message": "\(message)"])
             state.channel?.close(promise: nil)
-        case .hello, .subscribe, .publish, .statsReply, .hubStatsRequest, .presenceRequest:
+        case .hello, .subscribe, .publish, .statsReply, .hubStatsRequest, .presenceRequest, .occupancy:
             logger.error("unexpected frame from the hub; closing the link", metadata: ["hub.frame": "\(frame)"])
             state.channel?.close(promise: nil)
         }

@@ -59,7 +59,14 @@ final class StreamRegistry {
     /// which owns the hub link.
     var restart: ((_ stream: UInt64, _ channels: [String]) -> Void)?
 
-    init(eventLoop: EventLoop, logger: Logger, maxQueuedBytes: Int, corsOrigin: String) {
+    /// The worker's streams per channel, which the hub hears of (presence).
+    let occupancy: OccupancyCounter
+
+    init(
+        eventLoop: EventLoop, logger: Logger, maxQueuedBytes: Int, corsOrigin: String,
+        occupancy: OccupancyCounter = OccupancyCounter()
+    ) {
+        self.occupancy = occupancy
         self.eventLoop = eventLoop
         self.logger = logger
         self.maxQueuedBytes = maxQueuedBytes
@@ -84,6 +91,7 @@ final class StreamRegistry {
     func add(_ subscriber: Subscriber, pollTimeout: TimeAmount? = nil) {
         streams[subscriber.id] = subscriber
         for name in subscriber.channels { byChannel[name, default: [:]][subscriber.id] = subscriber }
+        if subscriber.kind == .stream { occupancy.add(subscriber.channels, by: 1) }
         if let pollTimeout {
             let registry = NIOLoopBound(self, eventLoop: eventLoop)
             let id = subscriber.id
@@ -98,6 +106,7 @@ final class StreamRegistry {
     func remove(_ id: UInt64) {
         guard let subscriber = streams.removeValue(forKey: id) else { return }
         subscriber.timeout?.cancel()
+        if subscriber.kind == .stream { occupancy.add(subscriber.channels, by: -1) }
         for name in subscriber.channels {
             byChannel[name]?[id] = nil
             if byChannel[name]?.isEmpty == true { byChannel[name] = nil }

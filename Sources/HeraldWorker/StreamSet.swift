@@ -17,16 +17,19 @@ final class StreamSet: Sendable {
     let configuration: WorkerConfiguration
     let startedAt = NIODeadline.now()
     private let nextStream = NIOLockedValueBox<(id: UInt64, registry: Int)>((1, 0))
+    /// Open streams per channel over every registry (the hub link reports them).
+    let occupancy = OccupancyCounter()
 
     init(configuration: WorkerConfiguration, logger: Logger) {
         self.configuration = configuration
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
         var registries: [NIOLoopBound<StreamRegistry>] = []
+        let occupancy = self.occupancy
         for loop in group.makeIterator() {
             let registry = try! loop.submit {
                 let registry = StreamRegistry(
                     eventLoop: loop, logger: logger, maxQueuedBytes: configuration.maxQueuedBytes,
-                    corsOrigin: configuration.corsOrigin)
+                    corsOrigin: configuration.corsOrigin, occupancy: occupancy)
                 registry.startHeartbeat(every: configuration.heartbeatInterval)
                 return NIOLoopBound(registry, eventLoop: loop)
             }.wait()

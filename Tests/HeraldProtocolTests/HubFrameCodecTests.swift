@@ -171,9 +171,19 @@ struct HubFrameCodecTests {
         #expect(Array(buffer.readableBytesView) == [0xAA, 0xBB, 0, 0, 0, 9, 8] + be(1, 8))
     }
 
-    @Test("announces protocol version 3 (publish frames carry idempotency keys)")
+    @Test("announces protocol version 4 (workers report their occupancy)")
     func protocolVersion() {
-        #expect(HubFrame.protocolVersion == 3)
+        #expect(HubFrame.protocolVersion == 4)
+    }
+
+    @Test("an occupancy frame: its exact bytes, counts in order, zero included")
+    func occupancyBytes() throws {
+        let frame = HubFrame.occupancy([ChannelCount(channel: "ab", subscribers: 3), ChannelCount(channel: "c", subscribers: 0)])
+        var buffer = ByteBuffer()
+        frame.encode(into: &buffer)
+        let body: [UInt8] = [17] + be(2, 4) + be(2, 4) + Array("ab".utf8) + be(3, 4) + be(1, 4) + Array("c".utf8) + be(0, 4)
+        #expect(Array(buffer.readableBytesView) == be(UInt64(body.count), 4) + body)
+        try decodesBytes(frame, Array(buffer.readableBytesView))
     }
 
     static let longText = String(repeating: "x\u{1F600}\u{E9}", count: 20_000)
@@ -183,6 +193,8 @@ struct HubFrameCodecTests {
         .hello(version: .max, workerID: "", epoch: "", lastSequence: .max),
         .welcome(epoch: "k3j9x2mq0a", sequence: 0, resnapshot: false),
         .drain(retryMilliseconds: 2000, jitterMilliseconds: 5000),
+        .occupancy([ChannelCount(channel: "rooms", subscribers: 2), ChannelCount(channel: "", subscribers: 0)]),
+        .occupancy([]),
         .hubStatsRequest(request: 9),
         .hubStatsReply(request: 9, json: "{\"streams\":0}"),
         .presenceRequest(request: 10, channel: "rooms"),
@@ -352,7 +364,7 @@ struct HubFrameCodecTests {
     static let malformed: [(String, [UInt8], HubFrameError)] = [
         ("an empty body", frame([]), .truncated(type: 0)),
         ("type 0", frame([0]), .unknownType(0)),
-        ("type 17", frame([17] + be(1, 8)), .unknownType(17)),
+        ("type 18", frame([18] + be(1, 8)), .unknownType(18)),
         ("type 255", frame([255]), .unknownType(255)),
         ("a hello with a one-byte version", frame([1, 0]), .truncated(type: 1)),
         ("a welcome whose string is longer than the frame", frame([2] + be(5, 4) + [0x61, 0x62]), .truncated(type: 2)),

@@ -135,13 +135,12 @@ enum AdminCommands {
                 let arguments = try AdminArguments(words, switches: ["json"])
                 _ = try arguments.expect(0)
                 let json = arguments.switches.contains("json")
-                return core.channelsWithPresence().map { summaries in
-                    if json { return .reply(.ok([WorkerStatsJSON.encode(summaries)])) }
-                    let lines = summaries.map {
-                        "\($0.name): \($0.subscribers) subscribers, last \($0.lastEventId), state \($0.stateBytes) bytes, history \($0.historyEvents) events"
-                    }
-                    return .reply(.ok(lines.isEmpty ? ["(no channels)"] : lines))
+                let summaries = core.channelsWithPresence()
+                if json { return core.loop.makeSucceededFuture(.reply(.ok([WorkerStatsJSON.encode(summaries)]))) }
+                let lines = summaries.map {
+                    "\($0.name): \($0.subscribers) subscribers, last \($0.lastEventId), state \($0.stateBytes) bytes, history \($0.historyEvents) events"
                 }
+                return core.loop.makeSucceededFuture(.reply(.ok(lines.isEmpty ? ["(no channels)"] : lines)))
             }),
         AdminCommand(
             spec: AdminCatalog.workers,

@@ -72,6 +72,13 @@ final class HubCore {
     private(set) var tails: [ObjectIdentifier: TailFollower] = [:]
     private var nextRequestID: UInt64 = 1
     private var pendingStats: [UInt64: StatsGathering] = [:]
+    /// Open streams per channel over this hub's workers, as they report them.
+    private(set) var presence = PresenceTable()
+    /// Cluster mode: open streams per channel on the cluster's other hubs, as last read from
+    /// the database (empty on one machine).
+    var otherHubsSubscribers: [String: Int] = [:]
+    /// Told of every change of this hub's totals (the occupancy webhooks on one machine).
+    var presenceObserver: (([PresenceTable.Change]) -> Void)?
 
     /// Stops the process with `message` (a failed fsync).
     static func exitProcess(_ message: String) {
@@ -352,9 +359,20 @@ final class HubCore {
         loop.preconditionInEventLoop()
         guard let session = workers.removeValue(forKey: ObjectIdentifier(channel)) else { return }
         logger.info("worker disconnected", metadata: ["worker.id": "\(session.id)", "hub.workers": "\(workers.count)"])
+        let changes = presence.remove(worker: ObjectIdentifier(channel))
+        if !changes.isEmpty { presenceObserver?(changes) }
         for (request, gathering) in pendingStats where gathering.waitingFor.remove(ObjectIdentifier(channel)) != nil {
             finishIfComplete(request)
         }
+    }
+
+    /// A worker reported its open streams on these channels.
+    func occupancyArrived(from channel: Channel, counts: [ChannelCount]) {
+        loop.preconditionInEventLoop()
+        guard workers[ObjectIdentifier(channel)] != nil else { return }
+        let changes = presence.update(
+            worker: ObjectIdentifier(channel), counts: counts.map { ($0.channel, $0.subscribers) })
+        if !changes.isEmpty { presenceObserver?(changes) }
     }
 
     /// Tells the named workers (all when `workerID` is nil) to drain their streams. Returns the
@@ -402,38 +420,34 @@ final class HubCore {
         }
     }
 
-    /// Every channel with events or subscribers: its summary with the open streams over every
-    /// worker that answers within the stats timeout (presence).
-    func channelsWithPresence() -> EventLoopFuture<[ChannelSummary]> {
-        let known = channelSummaries()
-        let initial = lastEventID(of: "")
-        return gatherStats().map { stats in
-            var subscribers: [String: Int] = [:]
-            for worker in stats.workers {
-                for (channel, count) in worker.streamsByChannel { subscribers[channel, default: 0] += count }
-            }
-            var summaries = known.map { summary in
-                var summary = summary
-                summary.subscribers = subscribers.removeValue(forKey: summary.name) ?? 0
-                return summary
-            }
-            // Channels with subscribers but no events yet: the state `{}`, as their init says.
-            for (name, count) in subscribers where count > 0 {
-                summaries.append(
-                    ChannelSummary(name: name, lastEventId: initial, stateBytes: 2, historyEvents: 0, subscribers: count))
-            }
-            return summaries.sorted { $0.name < $1.name }
-        }
+    /// Open streams per channel over every worker (in cluster mode, of every hub).
+    var subscriberTotals: [String: Int] {
+        otherHubsSubscribers.isEmpty
+            ? presence.totals : presence.totals.merging(otherHubsSubscribers, uniquingKeysWith: +)
     }
 
-    /// Who is subscribed to `channel` over every worker that answers within the stats
-    /// timeout, and its last event id (`GET /channels/<channel>`).
-    func presence(of channel: String) -> EventLoopFuture<ChannelPresence> {
-        let last = lastEventID(of: channel)
-        return gatherStats().map { stats in
-            let subscribers = stats.workers.reduce(0) { $0 + ($1.streamsByChannel[channel] ?? 0) }
-            return ChannelPresence(channel: channel, subscribers: subscribers, lastEventId: last)
+    /// Every channel with events or subscribers: its summary with its open streams (presence).
+    func channelsWithPresence() -> [ChannelSummary] {
+        var subscribers = subscriberTotals
+        var summaries = channelSummaries().map { summary in
+            var summary = summary
+            summary.subscribers = subscribers.removeValue(forKey: summary.name) ?? 0
+            return summary
         }
+        // Channels with subscribers but no events yet: the state `{}`, as their init says.
+        let initial = lastEventID(of: "")
+        for (name, count) in subscribers where count > 0 {
+            summaries.append(
+                ChannelSummary(name: name, lastEventId: initial, stateBytes: 2, historyEvents: 0, subscribers: count))
+        }
+        return summaries.sorted { $0.name < $1.name }
+    }
+
+    /// Who is subscribed to `channel`, and its last event id (`GET /channels/<channel>`).
+    func presence(of channel: String) -> ChannelPresence {
+        ChannelPresence(
+            channel: channel, subscribers: presence.subscribers(of: channel) + (otherHubsSubscribers[channel] ?? 0),
+            lastEventId: lastEventID(of: channel))
     }
 
     /// The id of `channel`'s last visible event, or of sequence 0 (what its `init` carries) if none.
@@ -553,7 +567,7 @@ struct ChannelSummary: Codable, Sendable {
     var lastEventId: String
     var stateBytes: Int
     var historyEvents: Int
-    /// Open streams over every worker (filled in by `channelsWithPresence`).
+    /// Open streams over every worker, and every hub (filled in by `channelsWithPresence`).
     var subscribers: Int = 0
 }
 

@@ -67,12 +67,10 @@ final class WorkerLinkHandler: ChannelInboundHandler {
                 channel.writeAndFlush(buffer, promise: nil)
             }
         case .presenceRequest(let request, let channel):
-            let link = context.channel
-            core.presence(of: channel).whenSuccess { presence in
-                var buffer = link.allocator.buffer(capacity: 128)
-                HubFrame.presenceReply(request: request, json: WorkerStatsJSON.encode(presence)).encode(into: &buffer)
-                link.writeAndFlush(buffer, promise: nil)
-            }
+            let json = WorkerStatsJSON.encode(core.presence(of: channel))
+            send(.presenceReply(request: request, json: json), context: context)
+        case .occupancy(let counts):
+            core.occupancyArrived(from: context.channel, counts: counts)
         case .hello, .welcome, .subscribed, .event, .stateEvent, .published, .statsRequest, .failure, .drain,
             .hubStatsReply, .presenceReply:
             refuse(context: context, "unexpected frame from a worker: \(frame.kindName)")
@@ -125,6 +123,7 @@ extension HubFrame {
         case .hubStatsReply: "hubStatsReply"
         case .presenceRequest: "presenceRequest"
         case .presenceReply: "presenceReply"
+        case .occupancy: "occupancy"
         }
     }
 }
