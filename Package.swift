@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // TLS to the cluster database (postgres-nio builds it anyway).
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        // Occupancy webhooks: POSTs to the operator's receivers, signed with HMAC-SHA256.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // Wire format of Server-Sent Events: encoder and parser, no I/O.
@@ -79,6 +82,9 @@ let package = Package(
                 // Cluster mode (--cluster postgres://…): the shared event log.
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                // Occupancy webhooks.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The worker: FastCGI front (libfcgi threads), SSE streams (SwiftNIO), hub link.
@@ -182,6 +188,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 // Signs the subscriber tokens the private-channel tests present.
                 .product(name: "JWTKit", package: "jwt-kit"),
+                // Checks the occupancy webhooks' signatures.
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ],

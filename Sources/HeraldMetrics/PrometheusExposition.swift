@@ -35,6 +35,17 @@ public enum PrometheusExposition {
                 "hub", "idempotency_keys_evicted_early",
                 "Idempotency keys forgotten before their window ended (count or byte bound)",
                 hub.idempotencyKeysEvictedEarly)
+            if let webhooks = hub.webhooks {
+                metrics.counter(
+                    "hub", "webhooks_delivered", "Occupancy notices a receiver accepted (2xx)", webhooks.delivered)
+                metrics.counter(
+                    "hub", "webhook_failures", "Occupancy webhook POSTs that failed and were retried",
+                    webhooks.failedAttempts)
+                metrics.counter(
+                    "hub", "webhooks_dropped", "Occupancy notices dropped because a receiver's queue was full",
+                    webhooks.dropped)
+                metrics.gauge("hub", "webhooks_queued", "Occupancy notices waiting to be sent", Double(webhooks.queued))
+            }
             metrics.gauge("hub", "uptime_seconds", "Seconds since the hub started", hub.uptimeSeconds)
             metrics.gauge("hub", "workers", "Workers connected to the hub", Double(hub.workers.count))
         }

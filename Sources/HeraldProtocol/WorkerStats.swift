@@ -72,6 +72,8 @@ public struct HubStats: Codable, Sendable, Equatable {
     public var workers: [WorkerStats]
     /// Cluster mode's figures; absent on a single machine.
     public var cluster: ClusterStats?
+    /// The occupancy webhooks' figures; absent without `--webhook`.
+    public var webhooks: WebhookStats?
     /// The channels that get series of their own in `/metrics`: channels the hub knows (they
     /// have had events), the most subscribed first, at most the hub's `--metrics-channels`.
     /// Streams on any other channel (subscribers choose names freely) are summed, so the
@@ -101,6 +103,28 @@ extension HubStats {
         let ranked = subscribers.filter { $0.value > 0 && known($0.key) }
             .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
         return ranked.prefix(limit).map(\.key)
+    }
+}
+
+/// A hub's occupancy webhooks (`--webhook`), as `stats` shows them.
+public struct WebhookStats: Codable, Sendable, Equatable {
+    /// Notices a receiver answered with a 2xx status (each receiver counts).
+    public var delivered: UInt64
+    /// POSTs that failed (an error, a timeout or another status) and were retried.
+    public var failedAttempts: UInt64
+    /// Notices dropped because a receiver's queue was full.
+    public var dropped: UInt64
+    /// Notices waiting now, over every receiver.
+    public var queued: Int
+    /// Whether this hub sends the notices (in cluster mode one hub does, for all).
+    public var sending: Bool
+
+    public init(delivered: UInt64, failedAttempts: UInt64, dropped: UInt64, queued: Int, sending: Bool) {
+        self.delivered = delivered
+        self.failedAttempts = failedAttempts
+        self.dropped = dropped
+        self.queued = queued
+        self.sending = sending
     }
 }
 

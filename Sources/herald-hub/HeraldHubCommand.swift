@@ -102,6 +102,19 @@ struct HeraldHubCommand: AsyncParsableCommand {
     var clusterTimeoutMs: Int = 3000
 
     @Option(
+        name: .customLong("webhook"),
+        help: ArgumentHelp(
+            "POST occupancy notices (channel.occupied at a channel's first subscriber, channel.vacated once its last has been gone --webhook-vacated-after seconds) to this URL, signed with HERALD_WEBHOOK_SECRET from the environment. Repeatable; in cluster mode one hub sends them for the cluster.",
+            valueName: "url"))
+    var webhooks: [String] = []
+
+    @Option(help: "Seconds a channel stays without subscribers before channel.vacated is sent (a reconnect inside them sends nothing).")
+    var webhookVacatedAfter: Double = Double(WebhookSettings(urls: [], secret: "").vacatedAfter.nanoseconds) / 1e9
+
+    @Option(help: "Occupancy notices waiting for one receiver at most; more are dropped (logged and counted).")
+    var webhookQueue: Int = WebhookSettings(urls: [], secret: "").maximumQueued
+
+    @Option(
         help: ArgumentHelp(
             "A file whose time is set to now every half second while the event loop turns (deploy/run kills the hub once the file is older than HERALD_WATCHDOG_SECONDS); none if omitted.",
             valueName: "path"))
@@ -138,6 +151,7 @@ struct HeraldHubCommand: AsyncParsableCommand {
         guard (1...1024).contains(maxChannelsPerStream) else {
             throw ValidationError("--max-channels-per-stream must be 1 to 1024")
         }
+        if !webhooks.isEmpty, let problem = webhookSettings.problem { throw ValidationError(problem) }
         if let cluster {
             do {
                 _ = try PostgresURL(parsing: cluster)
@@ -157,6 +171,15 @@ struct HeraldHubCommand: AsyncParsableCommand {
                     "--cluster-prune-interval-ms must be at least 10 and --cluster-timeout-ms 100 to 60000")
             }
         }
+    }
+
+    /// The webhook flags and `HERALD_WEBHOOK_SECRET`, as settings.
+    var webhookSettings: WebhookSettings {
+        var settings = WebhookSettings(
+            urls: webhooks, secret: getenv("HERALD_WEBHOOK_SECRET").map { String(cString: $0) } ?? "")
+        settings.vacatedAfter = .nanoseconds(Int64((webhookVacatedAfter * 1e9).rounded()))
+        settings.maximumQueued = webhookQueue
+        return settings
     }
 
     func run() async throws {
@@ -187,6 +210,7 @@ struct HeraldHubCommand: AsyncParsableCommand {
         configuration.maxIdempotencyKeys = maxIdempotencyKeys
         configuration.maxIdempotencyBytes = maxIdempotencyBytes
         configuration.liveness.watchdogFile = watchdogFile
+        if !webhooks.isEmpty { configuration.webhooks = webhookSettings }
         var environment: [String: String] = [:]
         for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
             environment[name] = getenv(name).map { String(cString: $0) }

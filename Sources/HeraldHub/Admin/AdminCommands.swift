@@ -264,6 +264,11 @@ extension HubStats {
             "idempotency keys: \(idempotencyKeys), repeats answered \(idempotentRepeats), forgotten early \(idempotencyKeysEvictedEarly)",
             "uptime: \(Int(uptimeSeconds)) s", "workers: \(workers.count)", "streams: \(streams)",
         ]
+        if let webhooks {
+            lines.append(
+                "webhooks: \(webhooks.sending ? "sending" : "idle (another hub sends them)"), delivered \(webhooks.delivered), failed attempts \(webhooks.failedAttempts), dropped \(webhooks.dropped), queued \(webhooks.queued)"
+            )
+        }
         if let cluster {
             let link =
                 cluster.connected

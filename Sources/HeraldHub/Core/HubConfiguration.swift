@@ -65,6 +65,9 @@ public struct HubConfiguration: Sendable {
     /// `--cluster`: share one ordered event log with hubs on other machines through PostgreSQL;
     /// nil (the default) keeps this hub on its own, with its journal.
     public var cluster: ClusterSettings?
+    /// `--webhook`: occupancy webhooks (a channel's first subscriber, its last one gone); nil
+    /// (the default) sends none.
+    public var webhooks: WebhookSettings?
     /// `--watchdog-file` and systemd's `NOTIFY_SOCKET`/`WATCHDOG_USEC`: the hub's loop proves it
     /// turns and only then feeds the watchdogs; by default none is fed.
     public var liveness = LivenessSettings()

@@ -79,6 +79,10 @@ final class HubCore {
     var otherHubsSubscribers: [String: Int] = [:]
     /// Told of every change of this hub's totals (the occupancy webhooks on one machine).
     var presenceObserver: (([PresenceTable.Change]) -> Void)?
+    /// The occupancy webhooks (`--webhook`), if any.
+    var occupancy: OccupancyNotifier?
+    /// Cluster mode: whether this hub sends the cluster's webhooks now (one hub does).
+    var sendsWebhooks = true
 
     /// Stops the process with `message` (a failed fsync).
     static func exitProcess(_ message: String) {
@@ -504,6 +508,11 @@ final class HubCore {
             uptimeSeconds: Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9,
             streams: workers.reduce(0) { $0 + $1.streams }, workers: workers)
         log.addStats(to: &stats, visible: visibleSequence)
+        if let dispatcher = occupancy?.dispatcher {
+            stats.webhooks = WebhookStats(
+                delivered: dispatcher.delivered, failedAttempts: dispatcher.failedAttempts, dropped: dispatcher.dropped,
+                queued: dispatcher.queued, sending: sendsWebhooks)
+        }
         stats.idempotencyKeys = state.keys.count
         stats.idempotentRepeats = idempotentRepeats
         stats.idempotencyKeysEvictedEarly = state.keys.evictedEarly

@@ -46,9 +46,14 @@ public struct HubService: Service {
                 clusterServices = services.services
             } else {
                 core = try await loop.submit {
-                    NIOLoopBound(
-                        try HubCore(loop: loop, configuration: configuration, logger: logger, threadPool: threadPool),
-                        eventLoop: loop)
+                    let core = try HubCore(loop: loop, configuration: configuration, logger: logger, threadPool: threadPool)
+                    if let webhooks = configuration.webhooks {
+                        // One machine: this hub's counts are all there are.
+                        let notifier = OccupancyNotifier(loop: loop, settings: webhooks, logger: logger)
+                        core.occupancy = notifier
+                        core.presenceObserver = { notifier.changed($0) }
+                    }
+                    return NIOLoopBound(core, eventLoop: loop)
                 }.get()
             }
         } catch {
