@@ -40,17 +40,22 @@ struct OccupancyWatchTests {
         let notices = watch.apply(totals: ["b": 2, "a": 1, "old": 4], now: 10)
         #expect(notices.map(\.channel) == ["a", "b"], "'old' was told occupied before: not again")
         #expect(watch.apply(totals: ["a": 1], now: 20) == [])
-        #expect(watch.due(now: 1020).map { "\($0.kind.rawValue) \($0.channel)" } == ["channel.vacated b", "channel.vacated old"])
+        #expect(
+            watch.due(now: 1020).map { "\($0.kind.rawValue) \($0.channel)" } == [
+                "channel.vacated b", "channel.vacated old",
+            ])
         #expect(watch.occupied == ["a"])
     }
 
     @Test("the body's exact bytes and its HMAC-SHA256 signature (checked with Python's hmac)")
     func bodyAndSignature() {
-        let notice = OccupancyNotice(kind: .occupied, channel: "rooms", subscribers: 1, timeMilliseconds: 1_796_623_262_345)
+        let notice = OccupancyNotice(
+            kind: .occupied, channel: "rooms", subscribers: 1, timeMilliseconds: 1_796_623_262_345)
         let body = WebhookBody.json(notice, id: "x-1")
         #expect(
             body
-                == #"{"id":"x-1","type":"channel.occupied","channel":"rooms","subscribers":1,"time":"2026-12-07T06:01:02.345Z"}"#)
+                == #"{"id":"x-1","type":"channel.occupied","channel":"rooms","subscribers":1,"time":"2026-12-07T06:01:02.345Z"}"#
+        )
         #expect(
             WebhookBody.signature(of: body, secret: "webhook-secret-for-tests")
                 == "sha256=a4800425a071698717661c041f1d643a42590edd8638c3aade0ea1aa52ba638b")
@@ -62,6 +67,7 @@ struct OccupancyWatchTests {
         #expect(WebhookSettings(urls: ["http://x/h"], secret: "").problem?.contains("HERALD_WEBHOOK_SECRET") == true)
         #expect(WebhookSettings(urls: ["http://x/h"], secret: "short").problem?.contains("at least 16") == true)
         #expect(WebhookSettings(urls: ["ftp://x/h"], secret: String(repeating: "s", count: 16)).problem != nil)
-        #expect(WebhookSettings(urls: ["https://example.com/h"], secret: String(repeating: "s", count: 16)).problem == nil)
+        #expect(
+            WebhookSettings(urls: ["https://example.com/h"], secret: String(repeating: "s", count: 16)).problem == nil)
     }
 }

@@ -13,8 +13,9 @@ struct PresenceTableTests {
         let workers = (Worker(), Worker())  // alive, so that their identifiers differ
         let a = ObjectIdentifier(workers.0), b = ObjectIdentifier(workers.1)
         #expect(table.update(worker: a, counts: [("news", 2)]) == [.init(channel: "news", before: 0, after: 2)])
-        #expect(table.update(worker: b, counts: [("news", 1), ("sport", 1)])
-            == [.init(channel: "news", before: 2, after: 3), .init(channel: "sport", before: 0, after: 1)])
+        #expect(
+            table.update(worker: b, counts: [("news", 1), ("sport", 1)])
+                == [.init(channel: "news", before: 2, after: 3), .init(channel: "sport", before: 0, after: 1)])
         #expect(table.update(worker: b, counts: [("news", 1)]) == [], "a repeated count is no change")
         #expect(table.totals == ["news": 3, "sport": 1])
         #expect(table.update(worker: a, counts: [("news", 0)]) == [.init(channel: "news", before: 3, after: 1)])
@@ -30,8 +31,9 @@ struct PresenceTableTests {
         let a = ObjectIdentifier(workers.0), b = ObjectIdentifier(workers.1)
         _ = table.update(worker: a, counts: [("news", 2), ("sport", 1)])
         _ = table.update(worker: b, counts: [("news", 1)])
-        #expect(table.remove(worker: a)
-            == [.init(channel: "news", before: 3, after: 1), .init(channel: "sport", before: 1, after: 0)])
+        #expect(
+            table.remove(worker: a)
+                == [.init(channel: "news", before: 3, after: 1), .init(channel: "sport", before: 1, after: 0)])
         #expect(table.totals == ["news": 1])
         #expect(table.remove(worker: a) == [], "twice is nothing")
         _ = table.update(worker: b, counts: [("news", 0)])

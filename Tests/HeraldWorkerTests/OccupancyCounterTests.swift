@@ -16,7 +16,10 @@ struct OccupancyCounterTests {
         counter.add(["news", "sport"], by: 1)
         counter.add(["sport"], by: -1)
         #expect(queued.withLockedValue { $0 } == 1)
-        #expect(counter.takeChanges() == [ChannelCount(channel: "news", subscribers: 2), ChannelCount(channel: "sport", subscribers: 0)])
+        #expect(
+            counter.takeChanges() == [
+                ChannelCount(channel: "news", subscribers: 2), ChannelCount(channel: "sport", subscribers: 0),
+            ])
         #expect(counter.takeChanges() == [], "nothing changed since")
         counter.add(["news"], by: -1)
         #expect(queued.withLockedValue { $0 } == 2, "the next change queues a new report")

@@ -15,6 +15,7 @@ extension LiveSuites {
         /// Two stacks on one new database (`urls` per stack, when each hub logs in as its own role).
         static func withTwoMachines<T>(
             hubArgs: String = "", roles: Bool = false, queries: [String] = ["", ""],
+            environment extra: [String: String] = [:],
             _ body: (LiveStack, LiveStack, PostgresServer, String) async throws -> T
         ) async throws -> T {
             let server = try #require(PostgresServer.current)
@@ -31,7 +32,7 @@ extension LiveSuites {
                 urls[index] += "?" + query.replacingOccurrences(of: "@CERT@", with: server.certificatePath)
             }
             let environment = { (url: String) in
-                ["HERALD_CLUSTER": url, "HERALD_HUB_ARGS": hubArgs, "HERALD_WORKERS": "2"]
+                ["HERALD_CLUSTER": url, "HERALD_HUB_ARGS": hubArgs, "HERALD_WORKERS": "2"].merging(extra) { $1 }
             }
             return try await LiveStack.with(environment: environment(urls[0])) { a in
                 try await LiveStack.with(environment: environment(urls[1])) { b in
@@ -189,7 +190,8 @@ extension LiveSuites {
                 let httpStarted = ContinuousClock.now
                 let response = try await HTTPExchange.send(
                     port: a.port, method: .POST, path: "/publish/feed",
-                    headers: [("Authorization", "Bearer live-test-publish-token")], body: Array("while cut, over HTTP".utf8))
+                    headers: [("Authorization", "Bearer live-test-publish-token")],
+                    body: Array("while cut, over HTTP".utf8))
                 #expect(response.status == 503, "HTTP publish during the cut: \(response.status) \(response.body)")
                 #expect(response.headers["retry-after"] == "1")
                 #expect(response.body.contains("cluster database"), "a clear message: \(response.body)")
@@ -293,7 +295,9 @@ extension LiveSuites {
                 #expect(throughB.lines == [id, "repeated"], "\(throughB.lines) \(throughB.error ?? "")")
                 let http = try await HTTPExchange.send(
                     port: b.port, method: .POST, path: "/publish/keyed",
-                    headers: [("Authorization", "Bearer \(b.publishToken ?? "")"), ("Idempotency-Key", "cluster-key-1")],
+                    headers: [
+                        ("Authorization", "Bearer \(b.publishToken ?? "")"), ("Idempotency-Key", "cluster-key-1"),
+                    ],
                     body: Array("once".utf8))
                 #expect(http.status == 200)
                 #expect(http.body.trimmingCharacters(in: .whitespacesAndNewlines) == id)

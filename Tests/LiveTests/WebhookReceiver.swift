@@ -93,7 +93,9 @@ private final class RequestRecorder: ChannelInboundHandler {
             responseHeaders.add(name: "Content-Length", value: "0")
             context.write(
                 wrapOutboundOut(
-                    .head(HTTPResponseHead(version: head.version, status: .init(statusCode: status), headers: responseHeaders))),
+                    .head(
+                        HTTPResponseHead(
+                            version: head.version, status: .init(statusCode: status), headers: responseHeaders))),
                 promise: nil)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }

@@ -33,7 +33,9 @@ extension LiveSuites {
             try JSONDecoder().decode(Notice.self, from: Data(request.body.utf8))
         }
 
-        @Test("occupied and vacated reach a real receiver, signed; a failing receiver gets the notice again; a reconnect inside the delay sends nothing")
+        @Test(
+            "occupied and vacated reach a real receiver, signed; a failing receiver gets the notice again; a reconnect inside the delay sends nothing"
+        )
         func occupiedAndVacated() async throws {
             let receiver = WebhookReceiver(statuses: [500, 503])
             let port = try await receiver.start()

@@ -140,6 +140,15 @@ struct ClusterLog: Sendable {
             created_at timestamptz NOT NULL DEFAULT now())
         """,
         "CREATE INDEX IF NOT EXISTS herald_keys_created ON herald_keys (created_at)",
+        // Presence: each hub's subscriber counts, refreshed every second (ClusterPresence).
+        """
+        CREATE TABLE IF NOT EXISTS herald_presence (
+            hub text PRIMARY KEY,
+            counts jsonb NOT NULL,
+            refreshed_at timestamptz NOT NULL DEFAULT now())
+        """,
+        // Channels the cluster's occupancy webhooks have told occupied (and not vacated).
+        "CREATE TABLE IF NOT EXISTS herald_occupied (channel text PRIMARY KEY)",
     ]
 
     // MARK: Reading
@@ -247,7 +256,8 @@ struct ClusterLog: Sendable {
                 epoch: Self.scratchEpoch, history: HistoryRing(maximumEvents: 0, maximumBytes: 0),
                 maxEventBytes: maxEventBytes,
                 keys: IdempotencyWindow(
-                    windowMilliseconds: UInt64(max(0, idempotencySeconds * 1000)), maximumKeys: .max, maximumBytes: .max))
+                    windowMilliseconds: UInt64(max(0, idempotencySeconds * 1000)), maximumKeys: .max, maximumBytes: .max
+                ))
             state.sequence = head
             let stateRows = try await connection.query(
                 "SELECT name, state FROM herald_channels WHERE name = ANY(\(names))", logger: logger)

@@ -28,6 +28,12 @@ public struct ClusterSettings: Sendable {
     /// starts from a fresh `init` instead.
     public var resumeWait: TimeAmount = .seconds(2)
 
+    /// How often a hub writes its subscriber counts (its presence heartbeat) and reads the
+    /// other hubs'.
+    public var presenceInterval: TimeAmount = .seconds(1)
+    /// A hub whose counts are older than this no longer counts (it stopped, or lost the database).
+    public var presenceExpiry: TimeAmount = .seconds(3)
+
     /// Cluster mode on `database`, every other setting at its default.
     public init(database: PostgresURL) {
         self.database = database

@@ -46,7 +46,8 @@ public struct HubService: Service {
                 clusterServices = services.services
             } else {
                 core = try await loop.submit {
-                    let core = try HubCore(loop: loop, configuration: configuration, logger: logger, threadPool: threadPool)
+                    let core = try HubCore(
+                        loop: loop, configuration: configuration, logger: logger, threadPool: threadPool)
                     if let webhooks = configuration.webhooks {
                         // One machine: this hub's counts are all there are.
                         let notifier = OccupancyNotifier(loop: loop, settings: webhooks, logger: logger)
@@ -74,7 +75,8 @@ public struct HubService: Service {
             let workerMark = configuration.workerHighWaterBytes
             let workerServer = try await ServerBootstrap(group: group)
                 .childChannelOption(
-                    ChannelOptions.writeBufferWaterMark, value: .init(low: workerMark / 4, high: workerMark))
+                    ChannelOptions.writeBufferWaterMark, value: .init(low: workerMark / 4, high: workerMark)
+                )
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HubFrameDecoder()))
@@ -91,7 +93,9 @@ public struct HubService: Service {
             // A tail follower that stops reading is dropped at this mark.
             let tailMark = configuration.tailHighWaterBytes
             let adminServer = try await ServerBootstrap(group: group)
-                .childChannelOption(ChannelOptions.writeBufferWaterMark, value: .init(low: tailMark / 4, high: tailMark))
+                .childChannelOption(
+                    ChannelOptions.writeBufferWaterMark, value: .init(low: tailMark / 4, high: tailMark)
+                )
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
@@ -162,17 +166,24 @@ public struct HubService: Service {
                 publisherWake: publisherWake, followerWake: followerWake)
             let core = HubCore(
                 loop: loop, configuration: configuration, logger: logger, log: clusterLog, restore: snapshot.restore)
+            if let webhooks = configuration.webhooks {
+                // Fed by ClusterPresence with the cluster's totals, on the hub that leads only.
+                core.occupancy = OccupancyNotifier(loop: loop, settings: webhooks, logger: logger)
+                core.sendsWebhooks = false
+            }
             logger.info(
                 "cluster log loaded",
                 metadata: ["cluster.database": "\(settings.database)", "hub.sequence": "\(snapshot.head.sequence)"])
             return (NIOLoopBound(core, eventLoop: loop), NIOLoopBound(clusterLog, eventLoop: loop))
         }.get()
         let follower = ClusterFollower(
-            clusterLog: clusterLog, loop: loop, log: log, settings: settings, historyEvents: configuration.historyEvents,
+            clusterLog: clusterLog, loop: loop, log: log, settings: settings,
+            historyEvents: configuration.historyEvents,
             wakes: followerWakes, wake: followerWake, logger: logger)
         let publisher = ClusterPublisher(
             clusterLog: clusterLog, loop: loop, log: log, settings: settings, wakes: publisherWakes, logger: logger)
-        return (core, [follower, publisher])
+        let presence = ClusterPresence(core: core, loop: loop, settings: settings, logger: logger)
+        return (core, [follower, publisher, presence])
     }
 
     private static func close(_ servers: [(Channel, String)]) async {

@@ -12,14 +12,11 @@ final class OccupancyNotifier {
     private var watch: OccupancyWatch
     private var timer: Scheduled<Void>?
     private var timerDue: Int64?
-    /// Called with every notice once it is queued (cluster mode records transitions).
-    var noticed: ((OccupancyNotice) -> Void)?
 
-    init(loop: EventLoop, settings: WebhookSettings, logger: Logger, occupied: Set<String> = []) {
+    init(loop: EventLoop, settings: WebhookSettings, logger: Logger) {
         self.loop = loop
         dispatcher = WebhookDispatcher(loop: loop, settings: settings, logger: logger)
-        watch = OccupancyWatch(
-            vacatedAfterMilliseconds: settings.vacatedAfter.nanoseconds / 1_000_000, occupied: occupied)
+        watch = OccupancyWatch(vacatedAfterMilliseconds: settings.vacatedAfter.nanoseconds / 1_000_000)
     }
 
     /// Channels told occupied and not yet vacated.
@@ -40,9 +37,24 @@ final class OccupancyNotifier {
         armTimer()
     }
 
+    /// Cluster mode, on becoming the hub that sends the webhooks: starts from what the
+    /// cluster has told so far.
+    func start(occupied: Set<String>) {
+        stop()
+        watch = OccupancyWatch(vacatedAfterMilliseconds: watch.vacatedAfterMilliseconds, occupied: occupied)
+    }
+
+    /// Cluster mode, on losing the lead (the database went away): decides nothing more, so
+    /// that the next leader alone sends what follows. Queued notices are still sent.
+    func stop() {
+        timer?.cancel()
+        timer = nil
+        timerDue = nil
+        watch = OccupancyWatch(vacatedAfterMilliseconds: watch.vacatedAfterMilliseconds)
+    }
+
     private func send(_ notice: OccupancyNotice) {
         dispatcher.post(notice)
-        noticed?(notice)
     }
 
     private func armTimer() {

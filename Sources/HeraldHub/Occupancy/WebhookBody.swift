@@ -19,10 +19,11 @@ enum WebhookBody {
     static func signature(of body: String, secret: String) -> String {
         let code = HMAC<SHA256>.authenticationCode(
             for: Array(body.utf8), using: SymmetricKey(data: Array(secret.utf8)))
-        return "sha256=" + code.map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        return "sha256="
+            + code.map { byte in
+                let hex = String(byte, radix: 16)
+                return byte < 16 ? "0" + hex : hex
+            }.joined()
     }
 
     /// RFC 3339 in UTC with milliseconds.

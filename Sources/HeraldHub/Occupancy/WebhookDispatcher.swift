@@ -54,13 +54,19 @@ final class WebhookDispatcher {
         let body = WebhookBody.json(notice, id: id)
         logger.info(
             "occupancy webhook queued",
-            metadata: ["webhook.type": "\(notice.kind.rawValue)", "webhook.channel": "\(notice.channel)", "webhook.id": "\(id)"])
+            metadata: [
+                "webhook.type": "\(notice.kind.rawValue)", "webhook.channel": "\(notice.channel)",
+                "webhook.id": "\(id)",
+            ])
         for receiver in receivers {
             guard receiver.queue.count < settings.maximumQueued else {
                 dropped += 1
                 logger.error(
                     "occupancy webhook dropped: the receiver's queue is full",
-                    metadata: ["webhook.url": "\(receiver.url)", "webhook.id": "\(id)", "webhook.queued": "\(receiver.queue.count)"])
+                    metadata: [
+                        "webhook.url": "\(receiver.url)", "webhook.id": "\(id)",
+                        "webhook.queued": "\(receiver.queue.count)",
+                    ])
                 continue
             }
             receiver.queue.append((id, body))
@@ -83,7 +89,8 @@ final class WebhookDispatcher {
             request = try HTTPClient.Request(url: receiver.url, method: .POST, headers: headers, body: .string(body))
         } catch {
             // The URL was checked at startup; should it still not parse, nothing would ever send it.
-            logger.error("occupancy webhook URL refused", metadata: ["webhook.url": "\(receiver.url)", "error": "\(error)"])
+            logger.error(
+                "occupancy webhook URL refused", metadata: ["webhook.url": "\(receiver.url)", "error": "\(error)"])
             receiver.queue.removeFirst()
             dropped += 1
             send(receiver)
