@@ -21,7 +21,7 @@ final class StreamHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { registry.drained(id) }
+        registry.writabilityChanged(id, writable: context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 

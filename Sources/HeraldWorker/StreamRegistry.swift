@@ -33,6 +33,10 @@ final class Subscriber {
     /// Fell behind on state changes only: events are skipped until the socket drains, then a
     /// fresh `init` of every channel catches it up on the same connection.
     var catchingUp = false
+    /// The channel's writability as its last `channelWritabilityChanged` said (NIO tells it
+    /// inside the write that crosses the high-water mark): a stored Bool for the hot path
+    /// instead of a call into the channel per delivery.
+    var writable = true
 
     init(id: UInt64, channel: Channel, requestID: UInt16, channels: [String], kind: Kind) {
         self.id = id
@@ -158,6 +162,7 @@ final class StreamRegistry {
         // hashing or allocation beyond this one array's growth).
         var touched: [Subscriber] = []
         var polls: [UInt64: (Subscriber, [PollEntry])] = [:]
+        let single = events.count == 1
         for event in events {
             guard let listeners = byChannel[event.channel] else { continue }
             // The multi-channel variant is formatted at most once per event, and only if needed.
@@ -170,7 +175,7 @@ final class StreamRegistry {
                         PollEntry(event: event, multiChannel: subscriber.multiChannel))
                     continue
                 }
-                if subscriber.catchingUp || !subscriber.channel.isWritable {
+                if subscriber.catchingUp || !subscriber.writable {
                     fellBehind(subscriber, on: event)
                     continue
                 }
@@ -181,7 +186,11 @@ final class StreamRegistry {
                 } else {
                     bytes = event.record(requestID: subscriber.requestID, multiChannel: subscriber.multiChannel)
                 }
-                if write(bytes, to: subscriber), !subscriber.flushPending {
+                if single {
+                    // One event in the batch (the common case at light load): one call down the
+                    // pipeline instead of a write now and a flush after the loop.
+                    write(bytes, to: subscriber, flush: true)
+                } else if write(bytes, to: subscriber), !subscriber.flushPending {
                     subscriber.flushPending = true
                     touched.append(subscriber)
                 }
@@ -218,10 +227,13 @@ final class StreamRegistry {
             ])
     }
 
-    /// The stream's socket took what was queued (below half the bound again): a catching-up
-    /// stream asks the hub for its channels' states and goes on from there.
-    func drained(_ id: UInt64) {
-        guard let subscriber = streams[id], subscriber.catchingUp, subscriber.channel.isWritable else { return }
+    /// The stream's writability changed. Once its socket has taken what was queued (below half
+    /// the bound again), a catching-up stream asks the hub for its channels' states and goes on
+    /// from there.
+    func writabilityChanged(_ id: UInt64, writable: Bool) {
+        guard let subscriber = streams[id] else { return }
+        subscriber.writable = writable
+        guard writable, subscriber.catchingUp else { return }
         subscriber.catchingUp = false
         subscriber.awaitingStart = true
         restart?(id, subscriber.channels)
@@ -236,15 +248,19 @@ final class StreamRegistry {
 
     /// Writes `bytes` unless the stream is too far behind, in which case it is closed.
     @discardableResult
-    private func write(_ bytes: ByteBuffer, to subscriber: Subscriber) -> Bool {
-        guard subscriber.channel.isWritable else {
+    private func write(_ bytes: ByteBuffer, to subscriber: Subscriber, flush: Bool = false) -> Bool {
+        guard subscriber.writable else {
             // Past the high-water mark: more than maxQueuedBytes wait for this client.
             drop(subscriber)
             return false
         }
         eventsSent += 1
         bytesSent += UInt64(bytes.readableBytes)
-        subscriber.channel.write(bytes, promise: nil)
+        if flush {
+            subscriber.channel.writeAndFlush(bytes, promise: nil)
+        } else {
+            subscriber.channel.write(bytes, promise: nil)
+        }
         return true
     }
 
@@ -288,7 +304,7 @@ final class StreamRegistry {
         // A stream with a full queue has bytes on their way: a ping would add nothing, and the
         // events decide whether it is caught up or dropped.
         for subscriber in Array(streams.values)
-        where subscriber.kind == .stream && !subscriber.catchingUp && subscriber.channel.isWritable {
+        where subscriber.kind == .stream && !subscriber.catchingUp && subscriber.writable {
             let record =
                 records[subscriber.requestID]
                 ?? FastCGIRecords.stdout(requestID: subscriber.requestID, content: EventFormatter.ping)

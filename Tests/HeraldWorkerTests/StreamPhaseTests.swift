@@ -92,6 +92,7 @@ private final class Phase {
         phase.start()
         _ = try phase.written()
         phase.channel.isWritable = false
+        phase.channel.pipeline.fireChannelWritabilityChanged()  // as NIO does when the mark is crossed
         phase.deliver(8, "plain text")
         #expect(try phase.written().isEmpty)
         #expect(!phase.channel.isActive)
@@ -104,6 +105,7 @@ private final class Phase {
         phase.start()
         _ = try phase.written()
         phase.channel.isWritable = false
+        phase.channel.pipeline.fireChannelWritabilityChanged()  // as NIO does when the mark is crossed
         phase.deliver(8, #"{"a":2}"#, changesState: true)
         phase.deliver(9, #"{"a":3}"#, changesState: true)
         #expect(try phase.written().isEmpty, "skipped while the queue is full")
