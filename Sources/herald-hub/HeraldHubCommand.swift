@@ -22,17 +22,22 @@ struct HeraldHubCommand: AsyncParsableCommand {
             STOPPING=1 when it starts to shut down.
             """)
 
+    // Every default comes from the settings structs: one place for each.
+    // (The URL only fills the required field; a constant that parses.)
+    static let clusterDefaults = ClusterSettings(database: try! PostgresURL(parsing: "postgres://127.0.0.1/herald"))
+    static let webhookDefaults = WebhookSettings(urls: [], secret: "")
+
     @Option(help: "Unix socket the workers connect to.")
-    var workerSocket: String = "/run/herald/hub.sock"
+    var workerSocket: String = HubConfiguration().workerSocketPath
 
     @Option(help: "Permission bits of the worker socket, in octal.")
-    var workerSocketMode: String = "0660"
+    var workerSocketMode: String = "0" + String(HubConfiguration().workerSocketMode, radix: 8)
 
     @Option(help: "Unix socket for heraldctl.")
-    var adminSocket: String = "/run/herald/admin.sock"
+    var adminSocket: String = HubConfiguration().adminSocketPath
 
     @Option(help: "Permission bits of the admin socket, in octal.")
-    var adminSocketMode: String = "0600"
+    var adminSocketMode: String = "0" + String(HubConfiguration().adminSocketMode, radix: 8)
 
     @Option(
         name: .customLong("admin-uid"),
@@ -45,10 +50,10 @@ struct HeraldHubCommand: AsyncParsableCommand {
     var metricsChannels: Int = HubConfiguration().metricsChannels
 
     @Option(help: "Largest event data or state document accepted, in bytes.")
-    var maxEventBytes: Int = 1 << 20
+    var maxEventBytes: Int = HubConfiguration().maxEventBytes
 
     @Option(help: "How many channels one stream may subscribe to.")
-    var maxChannelsPerStream: Int = 16
+    var maxChannelsPerStream: Int = HubConfiguration().maxChannelsPerStream
 
     @Option(help: "The most events in one publish-batch (admin socket), 1 to 100000.")
     var maxBatchEvents: Int = HubConfiguration().maxBatchEvents
@@ -60,16 +65,16 @@ struct HeraldHubCommand: AsyncParsableCommand {
     var fsync: String = HubConfiguration().fsyncPolicy.rawValue
 
     @Option(help: "With --fsync batch, the longest wait before an fsync, in milliseconds.")
-    var fsyncIntervalMs: Int = 5
+    var fsyncIntervalMs: Int = Int(HubConfiguration().fsyncInterval.nanoseconds / 1_000_000)
 
     @Option(help: "Events kept in history for resume and for reconnecting workers.")
-    var historyEvents: Int = 10_000
+    var historyEvents: Int = HubConfiguration().historyEvents
 
     @Option(help: "Bytes of events kept in history.")
-    var historyBytes: Int = 16 << 20
+    var historyBytes: Int = HubConfiguration().historyBytes
 
     @Option(help: "Journal segment size that triggers a snapshot (bounds restart time), in bytes.")
-    var snapshotBytes: Int = 16 << 20
+    var snapshotBytes: Int = HubConfiguration().snapshotBytes
 
     @Option(
         help:
@@ -90,16 +95,16 @@ struct HeraldHubCommand: AsyncParsableCommand {
     var cluster: String?
 
     @Option(help: "Cluster mode: events kept in the database; older ones are pruned (0: no count limit).")
-    var clusterRetainEvents: Int = 10_000
+    var clusterRetainEvents: Int = Self.clusterDefaults.retainEvents
 
     @Option(help: "Cluster mode: events older than this many seconds are pruned (0: no age limit).")
-    var clusterRetainSeconds: Int = 0
+    var clusterRetainSeconds: Int = Self.clusterDefaults.retainSeconds
 
     @Option(help: "Cluster mode: how often this hub looks for events to prune, in milliseconds.")
-    var clusterPruneIntervalMs: Int = 10_000
+    var clusterPruneIntervalMs: Int = Int(Self.clusterDefaults.pruneInterval.nanoseconds / 1_000_000)
 
     @Option(help: "Cluster mode: the longest a publish waits for the database before it fails, in milliseconds.")
-    var clusterTimeoutMs: Int = 3000
+    var clusterTimeoutMs: Int = Int(Self.clusterDefaults.timeout.nanoseconds / 1_000_000)
 
     @Option(
         name: .customLong("webhook"),
@@ -109,10 +114,10 @@ struct HeraldHubCommand: AsyncParsableCommand {
     var webhooks: [String] = []
 
     @Option(help: "Seconds a channel stays without subscribers before channel.vacated is sent (a reconnect inside them sends nothing).")
-    var webhookVacatedAfter: Double = Double(WebhookSettings(urls: [], secret: "").vacatedAfter.nanoseconds) / 1e9
+    var webhookVacatedAfter: Double = Double(Self.webhookDefaults.vacatedAfter.nanoseconds) / 1e9
 
     @Option(help: "Occupancy notices waiting for one receiver at most; more are dropped (logged and counted).")
-    var webhookQueue: Int = WebhookSettings(urls: [], secret: "").maximumQueued
+    var webhookQueue: Int = Self.webhookDefaults.maximumQueued
 
     @Option(
         help: ArgumentHelp(

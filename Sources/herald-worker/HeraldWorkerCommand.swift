@@ -23,11 +23,14 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
             (WATCHDOG_USEC) only while every event loop turns, and STOPPING=1 when it starts draining.
             """)
 
+    /// Every default comes from `WorkerConfiguration`: one place for each.
+    static let defaults = WorkerConfiguration()
+
     @Option(help: "FastCGI unix socket nginx connects to.")
-    var socket: String = "/run/herald/worker.sock"
+    var socket: String = Self.defaults.socketPath
 
     @Option(help: "Permission bits of the FastCGI socket, in octal.")
-    var socketMode: String = "0660"
+    var socketMode: String = "0" + String(Self.defaults.socketMode, radix: 8)
 
     @Option(help: "Group of the FastCGI socket (nginx's group); unchanged if omitted.")
     var socketGroup: String?
@@ -48,22 +51,22 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
     var receiveTimeout: Int = Int(WorkerConfiguration().receiveTimeout.nanoseconds / 1_000_000_000)
 
     @Option(help: "The hub's worker socket.")
-    var hub: String = "/run/herald/hub.sock"
+    var hub: String = Self.defaults.hubSocketPath
 
     @Option(help: "This worker's name in logs and stats (default: worker-<pid>).")
     var id: String?
 
     @Option(help: "Seconds between heartbeat comments on every stream.")
-    var heartbeat: Int = 15
+    var heartbeat: Int = Int(Self.defaults.heartbeatInterval.nanoseconds / 1_000_000_000)
 
     @Option(help: "Reconnection time sent to clients at stream start, in milliseconds.")
-    var retry: Int = 2000
+    var retry: Int = Self.defaults.retryMilliseconds
 
     @Option(help: "Access-Control-Allow-Origin value.")
-    var corsOrigin: String = "*"
+    var corsOrigin: String = Self.defaults.corsOrigin
 
     @Option(help: "Largest HTTP publish body, in bytes.")
-    var maxBody: Int = 64 * 1024
+    var maxBody: Int = Self.defaults.maxBodyBytes
 
     @Option(help: "Largest POST /publish batch body (NDJSON), in bytes.")
     var maxBatchBytes: Int = WorkerConfiguration().maxBatchBytes
@@ -75,19 +78,19 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
     var maxPublishesInFlight: Int = WorkerConfiguration().maxPublishesInFlight
 
     @Option(help: "How many channels one stream may ask for.")
-    var maxChannelsPerStream: Int = 16
+    var maxChannelsPerStream: Int = Self.defaults.maxChannelsPerStream
 
     @Option(help: "Bytes a stream may have waiting before its client is dropped as too slow.")
-    var maxQueuedBytes: Int = 1 << 20
+    var maxQueuedBytes: Int = Self.defaults.maxQueuedBytes
 
     @Option(help: "Seconds GET /poll waits for an event before answering with none.")
-    var pollTimeout: Int = 25
+    var pollTimeout: Int = Int(Self.defaults.pollTimeout.nanoseconds / 1_000_000_000)
 
     @Option(help: "SwiftNIO event loops writing the streams.")
-    var eventLoops: Int = 1
+    var eventLoops: Int = Self.defaults.eventLoops
 
     @Option(help: "libfcgi threads reading requests.")
-    var acceptThreads: Int = 4
+    var acceptThreads: Int = Self.defaults.acceptThreads
 
     @Option(
         help: ArgumentHelp(
