@@ -1,5 +1,5 @@
 // The open streams and long polls of one event loop: who listens on which channel, delivery of
-// formatted events with one flush per stream per batch, heartbeats, slow-client eviction and
+// formatted events with one write per stream per batch, heartbeats, slow-client eviction and
 // draining. Owned by its event loop; every method runs there.
 import HeraldProtocol
 import Logging
@@ -16,7 +16,9 @@ final class Subscriber {
     }
 
     let id: UInt64
-    let channel: Channel
+    /// Where its bytes go: straight to the socket, or queued in the channel.
+    let output: StreamOutput
+    var channel: Channel { output.channel }
     let requestID: UInt16
     let channels: [String]
     let kind: Kind
@@ -28,8 +30,9 @@ final class Subscriber {
     /// For a poll: the id to answer with when nothing arrives.
     var resumeID: EventID?
     var timeout: Scheduled<Void>?
-    /// Written to during the current delivery and not flushed yet.
-    var flushPending = false
+    /// Records of the current delivery batch for this stream, sent as one write at its end.
+    var staged: ByteBuffer?
+    var stagedEvents = 0
     /// Fell behind on state changes only: events are skipped until the socket drains, then a
     /// fresh `init` of every channel catches it up on the same connection.
     var catchingUp = false
@@ -38,9 +41,10 @@ final class Subscriber {
     /// instead of a call into the channel per delivery.
     var writable = true
 
-    init(id: UInt64, channel: Channel, requestID: UInt16, channels: [String], kind: Kind) {
+    /// A subscriber writing to `channel`, and straight to its socket `fd` when there is one.
+    init(id: UInt64, channel: Channel, fd: Int32? = nil, requestID: UInt16, channels: [String], kind: Kind) {
         self.id = id
-        self.channel = channel
+        output = StreamOutput(channel: channel, fd: fd)
         self.requestID = requestID
         self.channels = channels
         self.kind = kind
@@ -80,6 +84,9 @@ final class StreamRegistry {
     /// Open streams (long polls not counted).
     var count: Int { streams.values.count { $0.kind == .stream } }
 
+    /// The open stream or waiting poll `id`, if it is still here.
+    func subscriber(_ id: UInt64) -> Subscriber? { streams[id] }
+
     /// Long polls waiting for an event.
     var pollsWaiting: Int { streams.values.count { $0.kind == .poll } }
 
@@ -91,8 +98,9 @@ final class StreamRegistry {
         }
     }
 
-    /// Registers a stream whose prologue was just written, or a poll (which ends after `pollTimeout`).
-    func add(_ subscriber: Subscriber, pollTimeout: TimeAmount? = nil) {
+    /// Registers a stream and writes its `prologue` (headers and `retry`), or registers a poll
+    /// (which ends after `pollTimeout`).
+    func add(_ subscriber: Subscriber, prologue: ByteBuffer? = nil, pollTimeout: TimeAmount? = nil) {
         streams[subscriber.id] = subscriber
         for name in subscriber.channels { byChannel[name, default: [:]][subscriber.id] = subscriber }
         if subscriber.kind == .stream { occupancy.add(subscriber.channels, by: 1) }
@@ -104,6 +112,8 @@ final class StreamRegistry {
                 registry.value.answerPoll(subscriber, entries: [], epoch: nil)
             }
         }
+        // Last: a peer already gone is removed again at once.
+        if let prologue { write(prologue, to: subscriber, events: 0) }
     }
 
     /// Forgets a stream (its connection closed). Safe to call twice.
@@ -152,13 +162,12 @@ final class StreamRegistry {
             write(FastCGIRecords.stdout(requestID: subscriber.requestID, content: sse), to: subscriber)
         }
         subscriber.lastSequence = max(subscriber.lastSequence, sequence)
-        subscriber.channel.flush()
     }
 
-    /// Writes a batch of events to every live stream on their channels, flushing each stream
-    /// once, and answers the long polls waiting on them.
+    /// Writes a batch of events to every live stream on their channels, one write per stream
+    /// per batch, and answers the long polls waiting on them.
     func deliver(_ events: [FormattedEvent]) {
-        // Streams written to in this batch, flushed once each at the end (no per-stream
+        // Streams given records in this batch, written once each at the end (no per-stream
         // hashing or allocation beyond this one array's growth).
         var touched: [Subscriber] = []
         var polls: [UInt64: (Subscriber, [PollEntry])] = [:]
@@ -187,18 +196,23 @@ final class StreamRegistry {
                     bytes = event.record(requestID: subscriber.requestID, multiChannel: subscriber.multiChannel)
                 }
                 if single {
-                    // One event in the batch (the common case at light load): one call down the
-                    // pipeline instead of a write now and a flush after the loop.
-                    write(bytes, to: subscriber, flush: true)
-                } else if write(bytes, to: subscriber), !subscriber.flushPending {
-                    subscriber.flushPending = true
+                    // One event in the batch (the common case at light load): written at once.
+                    write(bytes, to: subscriber)
+                } else if subscriber.staged == nil {
+                    // The shared record itself; copied only if a second one follows.
+                    subscriber.staged = bytes
+                    subscriber.stagedEvents = 1
                     touched.append(subscriber)
+                } else {
+                    subscriber.staged!.writeImmutableBuffer(bytes)
+                    subscriber.stagedEvents += 1
                 }
             }
         }
         for subscriber in touched {
-            subscriber.flushPending = false
-            subscriber.channel.flush()
+            guard let bytes = subscriber.staged else { continue }
+            subscriber.staged = nil
+            write(bytes, to: subscriber, events: subscriber.stagedEvents)
         }
         for (subscriber, entries) in polls.values { answerPoll(subscriber, entries: entries, epoch: nil) }
     }
@@ -246,20 +260,21 @@ final class StreamRegistry {
         subscriber.channel.close(promise: nil)
     }
 
-    /// Writes `bytes` unless the stream is too far behind, in which case it is closed.
+    /// Writes `bytes` (holding `events` events) unless the stream is too far behind, in which
+    /// case it is closed, as it is when its peer is gone.
     @discardableResult
-    private func write(_ bytes: ByteBuffer, to subscriber: Subscriber, flush: Bool = false) -> Bool {
+    private func write(_ bytes: ByteBuffer, to subscriber: Subscriber, events: Int = 1) -> Bool {
         guard subscriber.writable else {
             // Past the high-water mark: more than maxQueuedBytes wait for this client.
             drop(subscriber)
             return false
         }
-        eventsSent += 1
+        eventsSent += UInt64(events)
         bytesSent += UInt64(bytes.readableBytes)
-        if flush {
-            subscriber.channel.writeAndFlush(bytes, promise: nil)
-        } else {
-            subscriber.channel.write(bytes, promise: nil)
+        guard subscriber.output.write(bytes) != .failed else {
+            remove(subscriber.id)
+            subscriber.channel.close(promise: nil)
+            return false
         }
         return true
     }
@@ -309,7 +324,7 @@ final class StreamRegistry {
                 records[subscriber.requestID]
                 ?? FastCGIRecords.stdout(requestID: subscriber.requestID, content: EventFormatter.ping)
             records[subscriber.requestID] = record
-            if write(record, to: subscriber) { subscriber.channel.flush() }
+            write(record, to: subscriber)
         }
     }
 
@@ -354,8 +369,11 @@ final class StreamRegistry {
         remove(subscriber.id)  // first: ending the request completes writes at once and would re-enter
         logger.info(
             "stream ended: subscriber token expired",
-            metadata: ["stream.id": "\(subscriber.id)", "stream.channels": "\(subscriber.channels.joined(separator: ","))"])
-        var bytes = FastCGIRecords.stdout(requestID: subscriber.requestID, content: EventFormatter.tokenExpired(exp: exp))
+            metadata: [
+                "stream.id": "\(subscriber.id)", "stream.channels": "\(subscriber.channels.joined(separator: ","))",
+            ])
+        var bytes = FastCGIRecords.stdout(
+            requestID: subscriber.requestID, content: EventFormatter.tokenExpired(exp: exp))
         var end = FastCGIRecords.end(requestID: subscriber.requestID)
         bytes.writeBuffer(&end)
         let channel = subscriber.channel

@@ -1,5 +1,6 @@
-// The worker's streams across its event loops: one StreamRegistry per loop, dispatch of events
-// and subscription answers to the loop that owns each stream, figures, and drain.
+// The worker's streams across its event loops: one StreamRegistry per loop, the takeover of a
+// request's socket by the loop that will own the stream, dispatch of events and subscription
+// answers to that loop, figures, and drain.
 import HeraldProtocol
 import Logging
 import NIOConcurrencyHelpers
@@ -15,6 +16,7 @@ final class StreamSet: Sendable {
     let group: MultiThreadedEventLoopGroup
     let registries: [NIOLoopBound<StreamRegistry>]
     let configuration: WorkerConfiguration
+    let logger: Logger
     let startedAt = NIODeadline.now()
     private let nextStream = NIOLockedValueBox<(id: UInt64, registry: Int)>((1, 0))
     /// Open streams per channel over every registry (the hub link reports them).
@@ -22,6 +24,7 @@ final class StreamSet: Sendable {
 
     init(configuration: WorkerConfiguration, logger: Logger) {
         self.configuration = configuration
+        self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoops))
         var registries: [NIOLoopBound<StreamRegistry>] = []
         let occupancy = self.occupancy
@@ -48,6 +51,54 @@ final class StreamSet: Sendable {
             state = (state.id + 1, (state.registry + 1) % registries.count)
             return taken
         }
+    }
+
+    /// Takes over a connected FastCGI socket whose request asked for a stream (or a long poll):
+    /// registers it on the next loop, writes a stream's headers and `retry` at once, and calls
+    /// `opened` with the registry and stream id (to subscribe it at the hub). Called on a
+    /// libfcgi thread.
+    func takeOver(
+        fd: Int32, requestID: UInt16, channels: [String], resume: EventID?, kind: Subscriber.Kind,
+        tokenExpiry: TokenExpiry?, opened: @escaping @Sendable (_ registry: Int, _ stream: UInt64) -> Void
+    ) {
+        let (id, index) = reserve()
+        let registry = registries[index]
+        let prologue = FastCGIRecords.stdout(
+            requestID: requestID,
+            content: EventFormatter.prologue(
+                corsOrigin: configuration.corsOrigin, retryMilliseconds: configuration.retryMilliseconds))
+        let logger = self.logger
+        let pollTimeout = configuration.pollTimeout
+        ClientBootstrap(group: registry.eventLoop)
+            .channelOption(
+                .writeBufferWaterMark,
+                value: ChannelOptions.Types.WriteBufferWaterMark(
+                    low: configuration.maxQueuedBytes / 2, high: configuration.maxQueuedBytes)
+            )
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(StreamHandler(id: id, registry: registry.value))
+                }
+            }
+            .withConnectedSocket(NIOBSDSocket.Handle(fd))
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    guard channel.isActive else { return }
+                    let subscriber = Subscriber(
+                        id: id, channel: channel, fd: fd, requestID: requestID, channels: channels, kind: kind)
+                    if kind == .poll {
+                        subscriber.resumeID = resume
+                        registry.value.add(subscriber, pollTimeout: pollTimeout)
+                    } else {
+                        registry.value.add(subscriber, prologue: prologue)
+                        if let tokenExpiry { registry.value.endAtExpiry(subscriber.id, tokenExpiry) }
+                    }
+                    opened(index, id)
+                case .failure(let error):
+                    logger.warning("could not take over a stream's socket", metadata: ["error": "\(error)"])
+                }
+            }
     }
 
     /// Hands a batch of events to every loop, in order.

@@ -1,9 +1,7 @@
-// The worker as one object: its streams and its hub link, and the step that turns a FastCGI
-// socket handed over by libfcgi into a live event stream.
+// The worker as one object: its streams, its hub link and its HTTP publishes, wired together.
 import HeraldProtocol
 import Logging
 import NIOCore
-import NIOPosix
 
 /// Owns the worker's streams and hub link.
 public final class WorkerCore: Sendable {
@@ -33,55 +31,20 @@ public final class WorkerCore: Sendable {
         }
     }
 
-    /// Takes over a connected FastCGI socket whose request asked for a stream (or a long poll):
-    /// writes a stream's headers and `retry` at once, registers it, and asks the hub where it
-    /// starts. Called on a libfcgi thread; from here on the socket belongs to the event loop.
-    /// Takes over a request's socket as a stream or poll on `channels`; a stream opened with a
-    /// subscriber token ends at `tokenExpiry`.
+    /// Takes over a request's socket as a stream or poll on `channels` and asks the hub where
+    /// it starts (after `resume`, if given); a stream opened with a subscriber token ends at
+    /// `tokenExpiry`. Called on a libfcgi thread; from here on the socket belongs to the event loop.
     func openStream(
         fd: Int32, requestID: UInt16, channels: [String], resume: EventID?, kind: Subscriber.Kind = .stream,
         tokenExpiry: TokenExpiry? = nil
     ) {
-        let (id, index) = streams.reserve()
-        let registry = streams.registries[index]
-        let prologue = FastCGIRecords.stdout(
-            requestID: requestID,
-            content: EventFormatter.prologue(
-                corsOrigin: configuration.corsOrigin, retryMilliseconds: configuration.retryMilliseconds))
         let link = self.link
-        let logger = self.logger
-        let pollTimeout = configuration.pollTimeout
-        ClientBootstrap(group: registry.eventLoop)
-            .channelOption(
-                .writeBufferWaterMark,
-                value: ChannelOptions.Types.WriteBufferWaterMark(
-                    low: configuration.maxQueuedBytes / 2, high: configuration.maxQueuedBytes)
-            )
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(StreamHandler(id: id, registry: registry.value))
-                }
-            }
-            .withConnectedSocket(NIOBSDSocket.Handle(fd))
-            .whenComplete { result in
-                switch result {
-                case .success(let channel):
-                    guard channel.isActive else { return }
-                    let subscriber = Subscriber(
-                        id: id, channel: channel, requestID: requestID, channels: channels, kind: kind)
-                    if kind == .poll {
-                        subscriber.resumeID = resume
-                        registry.value.add(subscriber, pollTimeout: pollTimeout)
-                    } else {
-                        registry.value.add(subscriber)
-                        channel.writeAndFlush(prologue, promise: nil)
-                        if let tokenExpiry { registry.value.endAtExpiry(subscriber.id, tokenExpiry) }
-                    }
-                    link.subscribe(registry: index, stream: id, channels: channels, resume: resume)
-                case .failure(let error):
-                    logger.warning("could not take over a stream's socket", metadata: ["error": "\(error)"])
-                }
-            }
+        streams.takeOver(
+            fd: fd, requestID: requestID, channels: channels, resume: resume, kind: kind, tokenExpiry: tokenExpiry
+        ) {
+            registry, stream in
+            link.subscribe(registry: registry, stream: stream, channels: channels, resume: resume)
+        }
     }
 
     /// Every event loop of the worker: the stream loops, the first of which also runs the hub link.
