@@ -1,7 +1,8 @@
 """deploy/bench_report.py: BENCHMARKS.md and bench-plot.png from deploy/bench's results.
 
 Reads bench-results.jsonl (one herald-bench --json report per line, plus "system",
-"nginxWorkers", and "kind": matrix, publish (with "row") or many-channel), and writes the
+"nginxWorkers", and "kind": matrix, publish (with "row"), many-channel or profile (from
+deploy/bench_profile.py)), and writes the
 tables of both systems' figures with their ratios, the targets of the comparison, the
 machine and the command, and the plot of p99 latency against delivered events per second.
 Parts missing from a partial run (deploy/bench --only) are left out.
@@ -208,6 +209,7 @@ def main():
     runs = defaultdict(dict)
     publish = {}  # (system, row) -> report
     many = {}  # system -> report
+    profile = None
     with open(args.results) as results:
         for line in results:
             report = json.loads(line)
@@ -216,6 +218,8 @@ def main():
                 publish[(report["system"], report["row"])] = report
             elif kind == "many-channel":
                 many[report["system"]] = report
+            elif kind == "profile":
+                profile = report
             else:
                 runs[(report["subscribers"], report["rate"])][report["system"]] = report
     keys = sorted(key for key, pair in runs.items() if "herald" in pair and "nchan" in pair)
@@ -249,7 +253,9 @@ def main():
                "divided by the subscribers.")
     out.append("")
     if keys:
-        matrix_sections(out, runs, keys)
+        matrix_sections(out, runs, keys, profile)
+    if profile:
+        profile_section(out, profile)
     if publish:
         publishing_section(out, publish)
     if many:
@@ -266,7 +272,63 @@ def main():
         plot(runs, keys, args.output)
 
 
-def matrix_sections(out, runs, keys):
+def cpu_per_delivery(report):
+    """Server CPU microseconds per delivered event (every server process), or None."""
+    return report.get("cpuMicrosecondsPerDelivery")
+
+
+def delivery_targets(out, runs, profile):
+    """The targets of the worker's delivery cost (issue 13), where the run has their rows."""
+    rows = []
+    if (5000, 20) in runs and len(runs[(5000, 20)]) == 2:
+        h, n = runs[(5000, 20)]["herald"], runs[(5000, 20)]["nchan"]
+        hc, nc = cpu_per_delivery(h), cpu_per_delivery(n)
+        if hc is not None and nc:
+            rows.append(f"| server CPU per delivered event at 5,000 × 20/s, every process | {hc:.1f} µs | {nc:.1f} µs "
+                        f"| ≤ nchan's | {'yes' if hc <= nc else 'no'} ({ratio(hc, nc)}) |")
+        hm, nm = kb_per_subscriber(h), kb_per_subscriber(n)
+        rows.append(f"| memory per subscriber at 5,000, all processes | {hm:.1f} KB | {nm:.1f} KB | ≤ 1.1 × nchan's "
+                    f"| {'yes' if hm <= 1.1 * nm else 'no'} ({ratio(hm, nm)}) |")
+    if (1000, 20) in runs and len(runs[(1000, 20)]) == 2:
+        h, n = runs[(1000, 20)]["herald"], runs[(1000, 20)]["nchan"]
+        for q in ("p50", "p99"):
+            hq, nq = h["latencyMilliseconds"][q], n["latencyMilliseconds"][q]
+            rows.append(f"| {q} at 1,000 × 20/s | {hq:.1f} ms | {nq:.1f} ms | ≤ 1.3 × nchan's "
+                        f"| {'yes' if hq <= 1.3 * nq else 'no'} ({ratio(hq, nq)}) |")
+    if profile:
+        user = profile["userMicrosecondsPerDelivery"]
+        rows.append(f"| worker userland per delivery (profile row, below) | {user:.2f} µs | | ≤ 1 µs "
+                    f"| {'yes' if user <= 1 else 'no'} |")
+    if not rows:
+        return
+    out.append("### Delivery targets")
+    out.append("")
+    out.append("| figure | Herald | nchan | target | met |")
+    out.append("|---|---|---|---|---|")
+    out.extend(rows)
+    out.append("")
+
+
+def profile_section(out, profile):
+    """Where one worker's time per delivered event goes, from the perf profile row."""
+    out.append("## Where a delivery's time goes")
+    out.append("")
+    out.append(f"Herald alone with one worker: {profile['subscribers']:,} subscribers on one channel, "
+               f"{profile['rate']} events/s. `perf record -e cpu-clock -F 2000 -g` sampled the worker for "
+               f"{profile['seconds']:g} s while it wrote {profile['deliveries']:,} events "
+               f"({profile['samples']:,} samples); its CPU over the same window (/proc, user + system) was "
+               f"{profile['cpuSeconds']:.2f} s, {profile['microsecondsPerDelivery']:.2f} µs per delivery, of which "
+               f"user {profile['userMicrosecondsPerDelivery']:.2f} µs. A sample counts for the part of its innermost "
+               "frame; kernel samples by the system call on their chain.")
+    out.append("")
+    out.append("| part | share of samples | µs per delivery |")
+    out.append("|---|---|---|")
+    for part in profile["parts"]:
+        out.append(f"| {part['description']} | {part['share']:.1%} | {part['microsecondsPerDelivery']:.2f} |")
+    out.append("")
+
+
+def matrix_sections(out, runs, keys, profile=None):
     """The matrix's results, targets and CPU tables."""
     out.append("## Results")
     out.append("")
@@ -334,20 +396,29 @@ def matrix_sections(out, runs, keys):
     out.append(f"| lost / duplicated events, all rows | {lost} / {dup} | {nlost} / {ndup} | 0 / 0 "
                f"| {'yes' if lost == 0 and dup == 0 else 'no'} |")
     out.append("")
+    delivery_targets(out, runs, profile)
 
     out.append("## Where the CPU goes")
     out.append("")
     out.append("Share of one core each process used while events flowed (first publish to the last delivery or "
-               "the drain timeout), and how busy each subscriber process of the client was. A client process near "
-               "100% would be the bottleneck; the client processes share the machine's two cores with the server.")
+               "the drain timeout), server CPU per delivered event (CPU seconds of every server process over that "
+               "time, divided by the deliveries), and how busy each subscriber process of the client was. A client "
+               "process near 100% would be the bottleneck; the client processes share the machine's two cores with "
+               "the server.")
     out.append("")
-    out.append("| subscribers × events/s | Herald nginx | Herald workers | Herald hub | nchan nginx | client (Herald run) "
-               "| client (nchan run) |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("| subscribers × events/s | Herald nginx | Herald workers | Herald hub | nchan nginx "
+               "| server µs/event Herald | nchan | ratio | client (Herald run) | client (nchan run) |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+
+    def micro(value):
+        return f"{value:.1f}" if value is not None else "n/a"
+
     for key in keys:
         h, n = runs[key]["herald"], runs[key]["nchan"]
+        hc, nc = cpu_per_delivery(h), cpu_per_delivery(n)
         out.append(f"| {key[0]:,} × {key[1]} | {cpu_share(h, 'nginx'):.0%} | {cpu_share(h, 'worker'):.0%} "
                    f"| {cpu_share(h, 'hub'):.0%} | {cpu_share(n, 'nginx'):.0%} "
+                   f"| {micro(hc)} | {micro(nc)} | {ratio(hc, nc) if hc is not None and nc else 'n/a'} "
                    f"| {' '.join(f'{b:.0%}' for b in h['clientBusy'])} | {' '.join(f'{b:.0%}' for b in n['clientBusy'])} |")
     out.append("")
 
