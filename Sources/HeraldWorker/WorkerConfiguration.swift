@@ -77,6 +77,26 @@ public struct WorkerConfiguration: Sendable {
         uid == 0 || uid == geteuid() || allowedPeerUIDs.contains(uid)
     }
 
+    /// What is wrong with these settings, naming the flag to change, or nil when a worker can
+    /// start with them. The command's flags map onto the fields and are checked here only.
+    public var problem: String? {
+        func seconds(_ amount: TimeAmount) -> Int64 { amount.nanoseconds / 1_000_000_000 }
+        if heartbeatInterval < .seconds(1) { return "--heartbeat must be at least 1 second" }
+        if !(1...3600).contains(seconds(pollTimeout)) { return "--poll-timeout must be 1 to 3600 seconds" }
+        if !(1...3600).contains(seconds(receiveTimeout)) { return "--receive-timeout must be 1 to 3600 seconds" }
+        if retryMilliseconds < 0 { return "--retry must not be negative" }
+        if maxBodyBytes <= 0 { return "--max-body must be positive" }
+        if maxBatchBytes <= 0 { return "--max-batch-bytes must be positive" }
+        if !(1...100_000).contains(maxBatchEvents) { return "--max-batch-events must be 1 to 100000" }
+        if maxPublishesInFlight <= 0 { return "--max-publishes-in-flight must be positive" }
+        if maxQueuedBytes < 4096 { return "--max-queued-bytes must be at least 4096" }
+        if !(1...1024).contains(maxChannelsPerStream) { return "--max-channels-per-stream must be 1 to 1024" }
+        if !(1...64).contains(eventLoops) { return "--event-loops must be 1 to 64" }
+        if !(1...64).contains(acceptThreads) { return "--accept-threads must be 1 to 64" }
+        if let publishToken, let problem = Self.publishTokenProblem(publishToken) { return problem }
+        return nil
+    }
+
     /// The shortest publish token a worker starts with: 16 characters. Anyone who guesses the
     /// token can publish to every channel, and a worker answers wrong guesses as fast as
     /// nginx sends them; `head -c 32 /dev/urandom | base64` gives 44 characters.
@@ -86,10 +106,12 @@ public struct WorkerConfiguration: Sendable {
     /// characters, which an `Authorization` header cannot carry intact), or nil when it can.
     public static func publishTokenProblem(_ token: String) -> String? {
         if token.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) {
-            return "HERALD_PUBLISH_TOKEN holds a space or a control character (a stray newline or quote in the environment file?): a bearer token cannot carry it"
+            return
+                "HERALD_PUBLISH_TOKEN holds a space or a control character (a stray newline or quote in the environment file?): a bearer token cannot carry it"
         }
         if token.count < minimumPublishTokenLength {
-            return "HERALD_PUBLISH_TOKEN is \(token.count) characters long, fewer than the \(minimumPublishTokenLength) required; make one with: head -c 32 /dev/urandom | base64"
+            return
+                "HERALD_PUBLISH_TOKEN is \(token.count) characters long, fewer than the \(minimumPublishTokenLength) required; make one with: head -c 32 /dev/urandom | base64"
         }
         return nil
     }

@@ -113,36 +113,40 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let watchdogFile, watchdogFile.isEmpty { throw ValidationError("--watchdog-file must not be empty") }
-        guard heartbeat >= 1 else { throw ValidationError("--heartbeat must be at least 1 second") }
-        guard (1...3600).contains(pollTimeout) else {
-            throw ValidationError("--poll-timeout must be 1 to 3600 seconds")
-        }
-        guard retry >= 0 else { throw ValidationError("--retry must not be negative") }
-        guard maxBatchBytes > 0, (1...100_000).contains(maxBatchEvents), maxPublishesInFlight > 0 else {
-            throw ValidationError(
-                "--max-batch-bytes and --max-publishes-in-flight must be positive, --max-batch-events 1 to 100000")
-        }
-        guard maxBody > 0, maxQueuedBytes >= 4096 else {
-            throw ValidationError("--max-body must be positive and --max-queued-bytes at least 4096")
-        }
-        guard (1...64).contains(eventLoops), (1...64).contains(acceptThreads) else {
-            throw ValidationError("--event-loops and --accept-threads must be 1 to 64")
-        }
-        guard (1...3600).contains(receiveTimeout) else {
-            throw ValidationError("--receive-timeout must be 1 to 3600 seconds")
-        }
-        _ = try allowedUserIDs()
-        guard (1...1024).contains(maxChannelsPerStream) else {
-            throw ValidationError("--max-channels-per-stream must be 1 to 1024")
-        }
         do {
             try SubscriberTokens.check(privateChannels: privateChannels, secret: subscriberKey)
         } catch {
             throw ValidationError(error.description)
         }
-        if let token = publishToken, let problem = WorkerConfiguration.publishTokenProblem(token) {
-            throw ValidationError(problem)
-        }
+        if let problem = try settings().problem { throw ValidationError(problem) }
+    }
+
+    /// The flags and environment as a configuration (the subscriber tokens and systemd's
+    /// watchdog come in `run`).
+    private func settings() throws -> WorkerConfiguration {
+        var configuration = WorkerConfiguration()
+        configuration.workerID = id ?? "worker-\(ProcessInfo.processInfo.processIdentifier)"
+        configuration.socketPath = socket
+        configuration.socketMode = mode_t(parseOctalMode(socketMode) ?? 0o660)
+        configuration.socketGroup = socketGroup
+        configuration.allowedPeerUIDs = try allowedUserIDs()
+        configuration.receiveTimeout = .seconds(Int64(receiveTimeout))
+        configuration.hubSocketPath = hub
+        configuration.heartbeatInterval = .seconds(Int64(heartbeat))
+        configuration.retryMilliseconds = retry
+        configuration.corsOrigin = corsOrigin
+        configuration.publishToken = publishToken
+        configuration.maxBodyBytes = maxBody
+        configuration.maxBatchBytes = maxBatchBytes
+        configuration.maxBatchEvents = maxBatchEvents
+        configuration.maxPublishesInFlight = maxPublishesInFlight
+        configuration.maxChannelsPerStream = maxChannelsPerStream
+        configuration.maxQueuedBytes = maxQueuedBytes
+        configuration.pollTimeout = .seconds(Int64(pollTimeout))
+        configuration.eventLoops = eventLoops
+        configuration.acceptThreads = acceptThreads
+        configuration.liveness.watchdogFile = watchdogFile
+        return configuration
     }
 
     /// `--allow-user` names resolved to ids, with the `--allow-uid` ids.
@@ -174,28 +178,7 @@ struct HeraldWorkerCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        var configuration = WorkerConfiguration()
-        configuration.workerID = id ?? "worker-\(ProcessInfo.processInfo.processIdentifier)"
-        configuration.socketPath = socket
-        configuration.socketMode = mode_t(parseOctalMode(socketMode)!)
-        configuration.socketGroup = socketGroup
-        configuration.allowedPeerUIDs = try allowedUserIDs()
-        configuration.receiveTimeout = .seconds(Int64(receiveTimeout))
-        configuration.hubSocketPath = hub
-        configuration.heartbeatInterval = .seconds(Int64(heartbeat))
-        configuration.retryMilliseconds = retry
-        configuration.corsOrigin = corsOrigin
-        configuration.publishToken = publishToken
-        configuration.maxBodyBytes = maxBody
-        configuration.maxBatchBytes = maxBatchBytes
-        configuration.maxBatchEvents = maxBatchEvents
-        configuration.maxPublishesInFlight = maxPublishesInFlight
-        configuration.maxChannelsPerStream = maxChannelsPerStream
-        configuration.maxQueuedBytes = maxQueuedBytes
-        configuration.pollTimeout = .seconds(Int64(pollTimeout))
-        configuration.eventLoops = eventLoops
-        configuration.acceptThreads = acceptThreads
-        configuration.liveness.watchdogFile = watchdogFile
+        var configuration = try settings()
         configuration.liveness.readSystemdEnvironment(
             ProcessInfo.processInfo.environment, ownPID: ProcessInfo.processInfo.processIdentifier)
         // jwt-kit hands its key out of an actor: built once here, checked synchronously per request.

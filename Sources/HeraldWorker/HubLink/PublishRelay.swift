@@ -105,7 +105,9 @@ final class PublishRelay: Sendable {
             requestID: requestID, content: ByteBuffer(string: answer.cgi(corsOrigin: corsOrigin)))
         var end = FastCGIRecords.end(requestID: requestID)
         record.writeBuffer(&end)
-        let sent = record.withUnsafeReadableBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        let sent = record.withUnsafeReadableBytes {
+            send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+        }
         if sent == record.readableBytes || (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             // Written, or nginx is gone (it closed the connection): either way this answer is done.
             close(fd)

@@ -12,7 +12,7 @@ import NIOPosix
 #endif
 
 /// Every registry of the worker, one per event loop.
-final class StreamSet: Sendable {
+final class StreamSet: LinkedStreams {
     let group: MultiThreadedEventLoopGroup
     let registries: [NIOLoopBound<StreamRegistry>]
     let configuration: WorkerConfiguration
@@ -117,6 +117,14 @@ final class StreamSet: Sendable {
         let registry = registries[index]
         registry.eventLoop.execute {
             registry.value.start(stream, epoch: epoch, sequence: sequence, replay: replay, snapshots: snapshots)
+        }
+    }
+
+    /// Marks every stream as waiting for a new start and calls `each` with each registry's streams.
+    func awaitAll(_ each: @escaping @Sendable (_ registry: Int, _ streams: [(id: UInt64, channels: [String])]) -> Void)
+    {
+        for (index, registry) in registries.enumerated() {
+            registry.eventLoop.execute { each(index, registry.value.awaitAll()) }
         }
     }
 

@@ -49,16 +49,17 @@ final class HubLinkState {
 final class HubLink: Sendable {
     let configuration: WorkerConfiguration
     let logger: Logger
-    let streams: StreamSet
+    let streams: any LinkedStreams
     let eventLoop: EventLoop
     private let state: NIOLoopBound<HubLinkState>
 
-    init(configuration: WorkerConfiguration, logger: Logger, streams: StreamSet) {
+    init(configuration: WorkerConfiguration, logger: Logger, streams: any LinkedStreams) {
         self.configuration = configuration
         self.logger = logger
         self.streams = streams
         eventLoop = streams.linkLoop
-        state = try! eventLoop.submit { [eventLoop] in NIOLoopBound(HubLinkState(loop: eventLoop), eventLoop: eventLoop) }.wait()
+        state = try! eventLoop.submit { [eventLoop] in NIOLoopBound(HubLinkState(loop: eventLoop), eventLoop: eventLoop)
+        }.wait()
         // Queued when a count changes: it runs before any subscription asked for after that
         // change, so the hub counts a stream before it answers for it.
         streams.occupancy.onChange { [self] in
@@ -316,11 +317,9 @@ final class HubLink: Sendable {
 
     /// Marks every stream as waiting and subscribes each again, resuming after `resume`.
     private func resubscribeAll(resume: EventID?) {
-        for (index, registry) in streams.registries.enumerated() {
-            registry.eventLoop.submit { registry.value.awaitAll() }.whenSuccess { [self] open in
-                for stream in open {
-                    subscribe(registry: index, stream: stream.id, channels: stream.channels, resume: resume)
-                }
+        streams.awaitAll { [self] index, open in
+            for stream in open {
+                subscribe(registry: index, stream: stream.id, channels: stream.channels, resume: resume)
             }
         }
     }
