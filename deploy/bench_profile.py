@@ -1,10 +1,12 @@
-"""deploy/bench_profile.py: where a worker's time per delivered event goes, from a perf profile.
+"""deploy/bench_profile.py: where a process's time per delivered event goes, from a perf profile.
 
-Reads `perf script` output of one herald-worker (cpu-clock samples with call chains) and prints
-one JSON line for bench-results.jsonl (kind "profile"): each part's share of the samples and
-its microseconds per delivery, from the worker's CPU seconds (/proc, user + system) and the
-events it delivered while perf recorded. A sample belongs to the part of its innermost frame;
-kernel samples are split by the system call their chain passes through.
+Reads `perf script` output of one process (cpu-clock samples with call chains) and prints one
+JSON line for bench-results.jsonl (kind "profile" for a Herald worker, "relay" for an nginx
+worker of Herald or nchan): each part's share of the samples and its microseconds per delivery,
+from the process's CPU seconds (/proc, user + system) and the events delivered while perf
+recorded. A sample belongs to the part of its innermost frame; a worker's kernel samples are
+split by the system call their chain passes through, nginx's by the libc wrapper that entered
+the kernel (writev to a client, recv from a worker, epoll_wait).
 """
 import argparse
 import json
@@ -20,6 +22,42 @@ PARTS = [
     ("libc", "libc: send wrapper, malloc, memcpy"),
     ("other", "other"),
 ]
+
+
+# nginx's parts, the same for Herald's nginx and nchan's.
+NGINX_PARTS = [
+    ("kernel-send", "kernel: writev of each event to its client's TCP socket (loopback: the client's receive too)"),
+    ("kernel-recv", "kernel: recv of each record from the worker's unix socket"),
+    ("kernel-epoll", "kernel: epoll_wait"),
+    ("kernel-other", "kernel: other (accept, close, timers)"),
+    ("nchan", "nchan's module: its message store and subscriber lists"),
+    ("nginx", "nginx: HTTP output, upstream relay, event loop"),
+    ("libc", "libc"),
+    ("other", "other"),
+]
+
+
+def nginx_part_of(frames):
+    """The part of an nginx worker's sample (innermost frame first)."""
+    if not frames:
+        return "other"
+    symbol, dso = frames[0]
+    if "kernel" in dso or dso.startswith("[k"):
+        wrapper = next((s for s, d in frames if "libc" in d), "")
+        if "writev" in wrapper or "send" in wrapper:
+            return "kernel-send"
+        if "recv" in wrapper or "read" in wrapper:
+            return "kernel-recv"
+        if "epoll_wait" in wrapper:
+            return "kernel-epoll"
+        return "kernel-other"
+    if "nchan" in dso:
+        return "nchan"
+    if "nginx" in dso:
+        return "nginx"
+    if "libc" in dso:
+        return "libc"
+    return "other"
 
 
 def part_of(frames):
@@ -74,24 +112,27 @@ def main():
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--subscribers", type=int, required=True)
     parser.add_argument("--rate", type=int, required=True)
+    parser.add_argument("--nginx", choices=["herald", "nchan"],
+                        help="the process is that system's nginx worker (kind relay), not a Herald worker")
     args = parser.parse_args()
-    counts = {part: 0 for part, _ in PARTS}
+    parts, classify = (NGINX_PARTS, nginx_part_of) if args.nginx else (PARTS, part_of)
+    counts = {part: 0 for part, _ in parts}
     with open(args.script, errors="replace") as script:
         for frames in samples(script):
-            counts[part_of(frames)] += 1
+            counts[classify(frames)] += 1
     total = sum(counts.values())
     if total == 0 or args.deliveries <= 0:
         sys.exit("bench_profile: no samples or no deliveries")
     per_delivery = args.cpu_seconds / args.deliveries * 1e6
     print(json.dumps({
-        "kind": "profile", "system": "herald", "subscribers": args.subscribers, "rate": args.rate,
+        "kind": "relay" if args.nginx else "profile", "system": args.nginx or "herald", "subscribers": args.subscribers, "rate": args.rate,
         "seconds": args.seconds, "samples": total, "deliveries": args.deliveries,
         "cpuSeconds": args.cpu_seconds, "userSeconds": args.user_seconds,
         "microsecondsPerDelivery": per_delivery,
         "userMicrosecondsPerDelivery": args.user_seconds / args.deliveries * 1e6,
         "parts": [{"part": part, "description": text, "share": counts[part] / total,
                    "microsecondsPerDelivery": per_delivery * counts[part] / total}
-                  for part, text in PARTS if counts[part]],
+                  for part, text in parts if counts[part]],
     }, sort_keys=True))
 
 

@@ -1,9 +1,8 @@
 """deploy/bench_report.py: BENCHMARKS.md and bench-plot.png from deploy/bench's results.
 
 Reads bench-results.jsonl (one herald-bench --json report per line, plus "system",
-"nginxWorkers", and "kind": matrix, publish (with "row"), many-channel or profile (from
-deploy/bench_profile.py)), and writes the
-tables of both systems' figures with their ratios, the targets of the comparison, the
+"nginxWorkers", and "kind": matrix, publish (with "row"), many-channel, or profile and relay
+(from deploy/bench_profile.py)), and writes the tables of both systems' figures with their ratios, the targets of the comparison, the
 machine and the command, and the plot of p99 latency against delivered events per second.
 Parts missing from a partial run (deploy/bench --only) are left out.
 """
@@ -210,6 +209,7 @@ def main():
     publish = {}  # (system, row) -> report
     many = {}  # system -> report
     profile = None
+    relays = {}  # system -> nginx profile report
     with open(args.results) as results:
         for line in results:
             report = json.loads(line)
@@ -220,6 +220,8 @@ def main():
                 many[report["system"]] = report
             elif kind == "profile":
                 profile = report
+            elif kind == "relay":
+                relays[report["system"]] = report
             else:
                 runs[(report["subscribers"], report["rate"])][report["system"]] = report
     keys = sorted(key for key, pair in runs.items() if "herald" in pair and "nchan" in pair)
@@ -256,6 +258,8 @@ def main():
         matrix_sections(out, runs, keys, profile)
     if profile:
         profile_section(out, profile)
+    if relays:
+        relay_section(out, relays)
     if publish:
         publishing_section(out, publish)
     if many:
@@ -325,6 +329,64 @@ def profile_section(out, profile):
     out.append("|---|---|---|")
     for part in profile["parts"]:
         out.append(f"| {part['description']} | {part['share']:.1%} | {part['microsecondsPerDelivery']:.2f} |")
+    out.append("")
+
+
+def relay_section(out, relays):
+    """Where each system's nginx worker spends its time per delivery, from the relay profile rows."""
+    first = next(iter(relays.values()))
+    out.append("## Where nginx's time per delivery goes")
+    out.append("")
+    out.append(f"Each system with one nginx worker, {first['subscribers']:,} subscribers on one channel at "
+               f"{first['rate']} events/s (Herald with its 2 workers). `perf record -e cpu-clock -F 2000 -g` sampled "
+               f"the nginx worker for {first['seconds']:g} s from the start of publishing; its CPU over that window "
+               "(/proc, user + system) is divided by the deliveries the schedule makes in it (subscribers × rate × "
+               "seconds). A kernel sample counts for the libc call that entered the kernel. Herald's nginx relays "
+               "each event: it reads the record from the worker's socket, then writes it to the client; nchan's "
+               "nginx writes events it holds itself.")
+    out.append("")
+    systems = [system for system in ("herald", "nchan") if system in relays]
+    out.append("| part | " + " | ".join(f"{'Herald' if s == 'herald' else 'nchan'} µs" for s in systems) + " |")
+    out.append("|---|" + "---|" * len(systems))
+    descriptions = {}
+    for system in systems:
+        for part in relays[system]["parts"]:
+            descriptions.setdefault(part["part"], part["description"])
+    for part, description in descriptions.items():
+        cells = []
+        for system in systems:
+            found = next((p for p in relays[system]["parts"] if p["part"] == part), None)
+            cells.append(f"{found['microsecondsPerDelivery']:.2f}" if found else "0")
+        out.append(f"| {description} | " + " | ".join(cells) + " |")
+    out.append("| **nginx worker, all** | " + " | ".join(
+        f"**{relays[s]['microsecondsPerDelivery']:.2f}**" for s in systems) + " |")
+    out.append("| of which user (/proc) | " + " | ".join(
+        f"{relays[s]['userMicrosecondsPerDelivery']:.2f}" for s in systems) + " |")
+    out.append("")
+
+
+def memory_section(out, runs, keys):
+    """The resident memory each group of processes added per subscriber, by matrix row."""
+    def groups(report):
+        memory = report["memoryKilobytes"]
+        added = defaultdict(float)
+        for name, value in memory["connected"].items():
+            group = "nginx" if name.startswith("nginx") else "workers" if name.startswith("worker") else name
+            added[group] += (value - memory["before"].get(name, 0)) / report["subscribers"]
+        return added
+    out.append("## Where a subscriber's memory goes")
+    out.append("")
+    out.append("Resident memory each group of processes added while the subscribers connected, per subscriber "
+               "(rows at 20 events/s; the rate does not change it).")
+    out.append("")
+    out.append("| subscribers | Herald nginx | Herald workers | Herald hub | Herald, all | nchan nginx |")
+    out.append("|---|---|---|---|---|---|")
+    for subscribers, rate in keys:
+        if rate != min(r for _, r in keys):
+            continue
+        h, n = groups(runs[(subscribers, rate)]["herald"]), groups(runs[(subscribers, rate)]["nchan"])
+        out.append(f"| {subscribers:,} | {h['nginx']:.1f} KB | {h['workers']:.1f} KB | {h['hub']:.1f} KB "
+                   f"| {sum(h.values()):.1f} KB | {n['nginx']:.1f} KB |")
     out.append("")
 
 
@@ -421,6 +483,7 @@ def matrix_sections(out, runs, keys, profile=None):
                    f"| {micro(hc)} | {micro(nc)} | {ratio(hc, nc) if hc is not None and nc else 'n/a'} "
                    f"| {' '.join(f'{b:.0%}' for b in h['clientBusy'])} | {' '.join(f'{b:.0%}' for b in n['clientBusy'])} |")
     out.append("")
+    memory_section(out, runs, keys)
 
 
 def plot(runs, keys, output):

@@ -46,6 +46,8 @@ struct HeraldBench: AsyncParsableCommand {
     @Option(help: "Event loops in each subscriber process.") var eventLoops: Int = 1
     @Option(help: "Seconds to wait for the last events after the last publish.") var drainSeconds: Double = 10
     @Flag(help: "One line of JSON instead of text.") var json = false
+    @Option(help: "Create this file when publishing starts, so that a profiler can start with it (deploy/bench).")
+    var publishingFile: String?
     @Flag(help: .hidden) var subscriberProcess = false
     @Option(help: .hidden) var firstSubscriber = 0
 
@@ -149,6 +151,11 @@ struct HeraldBench: AsyncParsableCommand {
             let cpuBefore = runDir.map { ProcessCPU.read(runDirectory: $0) } ?? [:]
             fleet.send(FleetLine.go)
             let publishStart = ContinuousClock.now
+            if let publishingFile {
+                guard FileManager.default.createFile(atPath: publishingFile, contents: nil) else {
+                    throw ValidationError("cannot create --publishing-file \(publishingFile)")
+                }
+            }
             // Twice the planned time, plus 5 s: past that the server is far beyond its limit.
             let deadline = publishStart + .seconds(2 * Double(events) / Double(rate) + 5)
             let (acknowledged, acknowledgement) = try await publisher.publish(
