@@ -45,7 +45,10 @@ def machine():
         f"nchan: libnginx-mod-nchan {run(['dpkg-query', '-W', '-f=${Version}', 'libnginx-mod-nchan'])}",
         f"Swift: {(run(['swift', '--version']).splitlines() or ['unknown'])[0]}",
         f"Herald: commit {run(['git', 'rev-parse', '--short', 'HEAD'])}"
-        + (" (with uncommitted changes)" if run(['git', 'status', '--porcelain', '--untracked-files=no']) else ""),
+        # The run's own outputs are rewritten while it runs: they are not changes to what was measured.
+        + (" (with uncommitted changes)" if run(['git', 'status', '--porcelain', '--untracked-files=no', '--', '.',
+                                                 ':!BENCHMARKS.md', ':!bench-plot.png', ':!bench-results.jsonl'])
+           else ""),
     ]
 
 
